@@ -1,0 +1,114 @@
+"""Service settings: every limit and knob, read from ``IMGFILTER_*`` environment variables.
+
+``Settings`` is the one place a number that shapes behaviour lives. Build it with keyword
+arguments in tests (they beat the environment); ``get_settings()`` is the cached instance the
+app uses and the FastAPI dependency tests override.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "IMGFILTER_"
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class Settings(BaseSettings):
+    """Limits and knobs of the service; each field is the env var ``IMGFILTER_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- input limits -------------------------------------------------------------------
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes (413)."
+    )
+    max_pixels: int = Field(
+        40_000_000,
+        ge=1,
+        description="Largest decoded image, in pixels (width x height); also Pillow's bomb guard.",
+    )
+    max_kernel_side: int = Field(63, ge=1, le=255, description="Largest kernel side (rows/cols).")
+    max_pool_size: int = Field(64, ge=1, le=1024, description="Largest pooling window side.")
+    max_pipeline_steps: int = Field(16, ge=1, le=256, description="Most steps in one pipeline.")
+
+    # --- output ----------------------------------------------------------------------------
+    png_compress_level: int = Field(
+        1,
+        ge=0,
+        le=9,
+        description="zlib level of PNG output: 0 fastest/largest, 9 smallest/slowest.",
+    )
+
+    # --- work bounds -----------------------------------------------------------------------
+    max_concurrency: int = Field(
+        default_factory=lambda: 2 * (os.cpu_count() or 1),
+        ge=1,
+        description="Heavy operations running at once per worker process.",
+    )
+    max_queue: int = Field(
+        8, ge=0, description="Requests allowed to wait for a slot before 503 is answered."
+    )
+    queue_timeout_s: float = Field(
+        2.0, gt=0, description="Longest wait for a slot before 503 + Retry-After."
+    )
+    processing_timeout_s: float = Field(
+        30.0, gt=0, description="Longest processing time before 504 is answered."
+    )
+
+    # --- process ---------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Bind address of `imgfilter serve`.")
+    port: int = Field(8000, ge=1, le=65535, description="Port of `imgfilter serve`.")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=64,
+        description="Worker processes of `imgfilter serve`.",
+    )
+    log_level: LogLevel = Field("info", description="Log level of the JSON request log.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Allowed CORS origins; empty (default) = CORS off."
+    )
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="If set, processing endpoints require one of these keys (Bearer/X-API-Key).",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", "api_keys", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        """Accept ``a,b,c`` as well as a JSON list from the environment."""
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> Self:
+        if self.max_kernel_side**2 > self.max_pixels:
+            raise ValueError("max_kernel_side squared must not exceed max_pixels")
+        if self.max_pool_size**2 > self.max_pixels:
+            raise ValueError("max_pool_size squared must not exceed max_pixels")
+        if any(len(key) < 16 for key in self.api_keys):
+            raise ValueError("every API key must be at least 16 characters long")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings (cached; call ``get_settings.cache_clear()`` after env changes)."""
+    return Settings()
