@@ -1,0 +1,3 @@
+"""Image filter service: convolution and pooling over HTTP."""
+
+__version__ = "0.1.0"

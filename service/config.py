@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         le=9,
         description="zlib level of PNG output: 0 fastest/largest, 9 smallest/slowest.",
     )
+    png_strategy: Literal["default", "filtered", "huffman", "rle"] = Field(
+        "huffman",
+        description="zlib strategy of PNG output; 'huffman' is fastest at nearly the best size.",
+    )
 
     # --- work bounds -----------------------------------------------------------------------
     max_concurrency: int = Field(
@@ -76,6 +80,25 @@ class Settings(BaseSettings):
         description="Worker processes of `imgfilter serve`.",
     )
     log_level: LogLevel = Field("info", description="Log level of the JSON request log.")
+    keep_alive_s: int = Field(
+        5, ge=1, le=3600, description="Idle HTTP keep-alive timeout of a connection, seconds."
+    )
+    graceful_timeout_s: int = Field(
+        20,
+        ge=1,
+        le=3600,
+        description="After SIGTERM, longest wait for in-flight requests before they are cancelled.",
+    )
+    shutdown_delay_s: float = Field(
+        0.0,
+        ge=0,
+        le=300,
+        description="After SIGTERM, keep serving this long with /readyz at 503 before closing "
+        "the listener (lets a load balancer or Kubernetes stop routing first).",
+    )
+    metrics_enabled: bool = Field(
+        True, description="Record Prometheus metrics and serve them at GET /metrics."
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Allowed CORS origins; empty (default) = CORS off."
     )

@@ -1,0 +1,193 @@
+"""Reading a processing request: one spec, two encodings (JSON or multipart), limits first.
+
+``read_request`` runs on the event loop and only moves bytes: it refuses a body over
+``max_upload_bytes`` while it streams in (before reading it all when ``Content-Length`` says
+so), checks the content type and, for multipart, separates the ``image`` file part from the
+``spec`` text part. Validating the spec (CPU work for large ``pixels`` arrays) happens later in
+the worker thread via ``parse_spec``. ``request_body_openapi`` documents both encodings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from ..config import Settings
+from ..errors import PayloadTooLargeError, SpecError, UnsupportedMediaError
+from ..schemas import ImageRef, validation_context
+
+S = TypeVar("S", bound=BaseModel)
+
+_JSON_TYPES = ("application/json",)
+_MULTIPART = "multipart/form-data"
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    """The request's bytes, sorted: a JSON body, or a multipart ``spec`` text and ``image``."""
+
+    json_body: bytes | None = None
+    spec_text: str | None = None
+    upload: bytes | None = None
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        _reject_size(limit)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            _reject_size(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject_size(limit: int) -> None:
+    from ..observability import count_rejection
+
+    count_rejection("too_many_bytes")
+    raise PayloadTooLargeError(f"the request body exceeds the limit of {limit} bytes")
+
+
+async def read_request(request: Request, settings: Settings) -> RawRequest:
+    """Read and sort the body; 413 over the byte limit, 415 for another content type."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in (*_JSON_TYPES, _MULTIPART) and not media_type.endswith("+json"):
+        if not media_type:
+            raise UnsupportedMediaError(
+                "no Content-Type: send the spec as application/json or multipart/form-data"
+            )
+        raise UnsupportedMediaError(
+            f"content type {media_type!r} is not accepted; "
+            "send application/json or multipart/form-data"
+        )
+    body = await _read_limited(request, settings.max_upload_bytes)
+    if media_type != _MULTIPART:
+        if not body.strip():
+            raise SpecError(("body",), "the request body is empty; send a JSON spec")
+        return RawRequest(json_body=body)
+    return await _read_multipart(request, body)
+
+
+async def _read_multipart(request: Request, body: bytes) -> RawRequest:
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    replayed = Request(request.scope, receive=replay)
+    try:
+        form = await replayed.form(max_files=2, max_fields=4)
+    except Exception as exc:  # python-multipart and Starlette raise several types
+        raise SpecError(("body",), f"the multipart body cannot be parsed: {exc}") from exc
+    try:
+        unexpected = sorted(set(form.keys()) - {"image", "spec"})
+        if unexpected:
+            raise SpecError(
+                ("body", unexpected[0]),
+                f"unexpected form field {unexpected[0]!r}; the parts are `image` (file) and "
+                "`spec` (JSON text)",
+            )
+        spec = form.get("spec")
+        if spec is None:
+            raise SpecError(("body", "spec"), "the multipart body needs a `spec` part (JSON text)")
+        if not isinstance(spec, str):
+            raise SpecError(("body", "spec"), "`spec` must be a text part, not a file")
+        image = form.get("image")
+        upload: bytes | None = None
+        if isinstance(image, UploadFile):
+            upload = await image.read()
+        elif isinstance(image, str):
+            raise SpecError(("body", "image"), "`image` must be a file part")
+        return RawRequest(spec_text=spec, upload=upload)
+    finally:
+        await form.close()
+
+
+def parse_spec(
+    raw: RawRequest, request_model: type[S], spec_model: type[S], settings: Settings
+) -> tuple[S, ImageRef, bytes | None]:
+    """Validate the spec (in a worker thread); returns (spec, image reference, uploaded bytes).
+
+    A JSON body is a ``request_model`` (the spec plus ``image``); a multipart ``spec`` part is a
+    ``spec_model`` (no ``image``), and the ``image`` file part's bytes, if any, are the image.
+    """
+    context = validation_context(settings)
+    if raw.json_body is not None:
+        request = request_model.model_validate_json(raw.json_body, context=context)
+        return request, getattr(request, "image", "ascent"), None
+    try:
+        spec = spec_model.model_validate_json(raw.spec_text or "", context=context)
+    except ValidationError as exc:
+        raise SpecValidationError(exc, prefix=("body", "spec")) from exc
+    return spec, "ascent", raw.upload
+
+
+class SpecValidationError(Exception):
+    """A Pydantic ``ValidationError`` of the multipart ``spec`` part, located under ``spec``."""
+
+    def __init__(self, error: ValidationError, prefix: tuple[str, ...]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.prefix = prefix
+
+
+# --- OpenAPI -------------------------------------------------------------------------------
+
+
+def request_body_openapi(
+    request_model: type[BaseModel],
+    spec_model: type[BaseModel],
+    examples: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """``openapi_extra`` documenting both encodings of one spec, with worked examples."""
+    multipart_examples = {
+        name: {
+            "summary": example["summary"],
+            "value": {"spec": _json_text({k: v for k, v in example["value"].items() if k != "image"})},
+        }
+        for name, example in examples.items()
+    }
+    first = next(iter(multipart_examples.values()))["value"]["spec"]
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{request_model.__name__}"},
+                    "examples": examples,
+                },
+                _MULTIPART: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["spec"],
+                        "properties": {
+                            "image": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "The image file (PNG, JPEG, WebP, BMP, TIFF, GIF)."
+                                " Omitted: ascent.",
+                            },
+                            "spec": {
+                                "type": "string",
+                                "description": f"JSON text of a `{spec_model.__name__}` "
+                                "(the JSON spec without `image`).",
+                                "example": first,
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    }
+
+
+def _json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(", ", ": "))

@@ -1,0 +1,50 @@
+"""The one request path every processing endpoint shares.
+
+router -> ``read_request`` (event loop: bytes, limits, content type) -> worker thread:
+``parse_spec`` -> ``resolve_image`` (decode, limits first) -> the operation (core) ->
+``render`` (encode) -> ``Response``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from fastapi import Request, Response
+from pydantic import BaseModel
+
+from .. import processing
+from ..config import Settings
+from ..imaging import Decoded
+from ..observability import annotate
+from .body import RawRequest, parse_spec, read_request
+from .deps import WorkLimiter
+
+S = TypeVar("S", bound=BaseModel)
+Operation = Callable[[Decoded, S, Settings], Decoded]
+
+
+async def handle(
+    request: Request,
+    settings: Settings,
+    limiter: WorkLimiter,
+    models: tuple[type[S], type[S]],
+    operation: Operation[S],
+) -> Response:
+    """Read the request, run ``operation`` in a bounded worker thread, answer its encoding."""
+    raw = await read_request(request, settings)
+    body, media_type = await limiter.run(_work, raw, settings, models, operation)
+    return Response(body, media_type=media_type)
+
+
+def _work(
+    raw: RawRequest,
+    settings: Settings,
+    models: tuple[type[S], type[S]],
+    operation: Operation[S],
+) -> tuple[bytes, str]:
+    spec, ref, upload = parse_spec(raw, models[0], models[1], settings)
+    image = processing.resolve_image(ref, upload, settings)
+    annotate(image=f"{image.width}x{image.height}x{image.channels}")
+    result = operation(image, spec, settings)
+    return processing.render(result, spec.format, settings)  # type: ignore[attr-defined]

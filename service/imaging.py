@@ -1,0 +1,253 @@
+"""Image bytes <-> NumPy arrays: the only module that imports Pillow.
+
+Convention (one for the whole service): a decoded image is an ``np.uint8`` array of shape
+``(M, N)`` (grayscale) or ``(M, N, C)`` with ``C`` in 2..4 (LA, RGB, RGBA), values 0..255 as
+stored; alpha, when present, is the last channel and ``Decoded.alpha`` says so. The core works
+on these values unscaled (0..255, never mapped to 0..1). Encoding takes ``np.uint8`` arrays
+only; the float -> 8-bit rule (clip to 0..255, then truncate toward zero) lives in
+``service.core.scaling.apply_scale`` and is applied before anything reaches this module.
+
+Decoding rules (limits first):
+
+- the pixel limit is checked from the header (``Image.open`` reads no pixel data) before
+  any decode, so a small file that declares 50000 x 50000 pixels is refused without a large
+  allocation; Pillow's own bomb guard is set to the same limit;
+- multi-frame files (GIF, TIFF, animated PNG/WebP): the first frame only;
+- the EXIF orientation tag is applied (the image is rotated as a viewer shows it);
+- modes: ``1`` -> L; ``P``/``PA`` -> RGB or RGBA (RGBA when the palette has transparency);
+  ``CMYK``/``YCbCr``/``LAB``/``HSV`` -> RGB; 16-bit (``I;16*``, ``I``) -> 8-bit by
+  ``round(v / 257)`` after clipping to 0..65535; 32-bit float ``F`` -> clipped to 0..255 and
+  truncated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import BadImageError, PayloadTooLargeError, SpecError, UnsupportedMediaError
+
+ACCEPTED_FORMATS: Final = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "MPO"})
+_MODES_BY_CHANNELS: Final = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+# zlib strategies Pillow's PNG encoder accepts as ``compress_type``.
+PNG_STRATEGIES: Final = {"default": 0, "filtered": 1, "huffman": 2, "rle": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded image: ``pixels`` of shape (M, N) or (M, N, C); ``alpha`` if C's last is alpha."""
+
+    pixels: npt.NDArray[Any]
+    alpha: bool = False
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.pixels.ndim == 2 else int(self.pixels.shape[2])
+
+
+# --- the ascent picture ----------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def ascent_png() -> bytes:
+    """The PNG file of the 512 x 512 grayscale ascent picture shipped in ``service/data``."""
+    return resources.files("service").joinpath("data/ascent.png").read_bytes()
+
+
+@lru_cache(maxsize=1)
+def ascent() -> Decoded:
+    """The ascent pixels, decoded once per process; the array is read-only."""
+    with Image.open(io.BytesIO(ascent_png())) as img:
+        pixels = np.asarray(img.convert("L"))
+    pixels.setflags(write=False)
+    return Decoded(pixels)
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+
+def configure_pillow(max_pixels: int) -> None:
+    """Make Pillow's decompression-bomb guard agree with ``max_pixels``.
+
+    Pillow warns above ``MAX_IMAGE_PIXELS`` and raises above twice that; ``decode`` checks the
+    limit itself first, so this is a second line of defence for any other Pillow use.
+    """
+    Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def decode_base64(data: str) -> bytes:
+    """Strictly decode base64 text (standard alphabet, padding required); 422 if it is not."""
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SpecError(("body", "image", "data"), f"`data` is not valid base64: {exc}") from exc
+
+
+def decode(data: bytes, *, max_pixels: int) -> Decoded:
+    """Decode image file bytes into a ``Decoded`` array, enforcing ``max_pixels`` before decoding.
+
+    Raises ``BadImageError`` (400) for bytes that are not a decodable image, with the reason;
+    ``UnsupportedMediaError`` (415) for a recognised format the service does not accept;
+    ``PayloadTooLargeError`` (413) when width x height exceeds ``max_pixels``.
+    """
+    if not data:
+        raise BadImageError("the image is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise PayloadTooLargeError(
+            f"the image exceeds the limit of {max_pixels} pixels ({_reason(exc)})"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise BadImageError(
+            "the bytes are not an image in a supported format "
+            f"({', '.join(sorted(ACCEPTED_FORMATS - {'MPO'}))})"
+        ) from exc
+    except Exception as exc:  # Pillow's plugins raise many types on hostile headers
+        raise BadImageError(f"the image header cannot be read: {_reason(exc)}") from exc
+    with img:
+        if img.format not in ACCEPTED_FORMATS:
+            raise UnsupportedMediaError(f"image format {img.format} is not accepted")
+        width, height = img.size
+        if width <= 0 or height <= 0:
+            raise BadImageError(f"the image declares an empty size {width}x{height}")
+        if width * height > max_pixels:
+            raise PayloadTooLargeError(
+                f"the image is {width}x{height} = {width * height} pixels; "
+                f"the limit is {max_pixels} pixels"
+            )
+        try:
+            img.seek(0)
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            return _to_array(img)
+        except Exception as exc:  # truncated or corrupt data: any decoder error is a 400
+            raise BadImageError(f"the image data cannot be decoded: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text[:200]
+
+
+def _to_array(img: Image.Image) -> Decoded:
+    """Convert a loaded Pillow image to the service's uint8 convention (see module docstring)."""
+    mode = img.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        pass
+    elif mode == "1":
+        img = img.convert("L")
+    elif mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in img.info
+        img = img.convert("RGBA" if has_alpha else "RGB")
+    elif mode.startswith("I;16") or mode == "I":
+        wide = np.asarray(img, dtype=np.float64)
+        narrow = np.rint(np.clip(wide, 0, 65535) / 257.0).astype(np.uint8)
+        return Decoded(narrow)
+    elif mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        return Decoded(np.clip(np.nan_to_num(values), 0, 255).astype(np.uint8))
+    elif mode == "La":
+        img = img.convert("LA")
+    elif mode == "RGBa":
+        img = img.convert("RGBA")
+    else:  # CMYK, YCbCr, LAB, HSV, RGBX, ...
+        img = img.convert("RGB")
+    pixels = np.asarray(img)
+    return Decoded(pixels, alpha=img.mode in ("LA", "RGBA"))
+
+
+def from_pixels(pixels: list[Any]) -> Decoded:
+    """Build a ``Decoded`` image from a JSON ``pixels`` array of numbers in 0..255.
+
+    Accepts ``[M][N]`` (grayscale) or ``[M][N][C]`` with ``C`` in 1..4 (``C`` = 2 or 4 means the
+    last channel is alpha). Non-integer values are truncated toward zero. Raises ``SpecError``
+    (422) for ragged, empty, non-numeric, non-finite or out-of-range input.
+    """
+    loc = ("body", "image", "pixels")
+    try:
+        raw = np.asarray(pixels)
+    except ValueError as exc:  # inhomogeneous (ragged) nesting
+        raise SpecError(loc, "`pixels` must be a rectangular array (rows of equal length)") from exc
+    if raw.dtype.kind not in "iuf":
+        raise SpecError(loc, "`pixels` must hold only numbers (0..255)")
+    if raw.ndim not in (2, 3) or raw.size == 0:
+        raise SpecError(loc, f"`pixels` must be a non-empty [H][W] or [H][W][C] array, got {raw.ndim}-D")
+    if raw.ndim == 3 and not 1 <= raw.shape[2] <= 4:
+        raise SpecError(loc, f"`pixels` may have 1 to 4 channels, got {raw.shape[2]}")
+    if not np.isfinite(raw).all():
+        raise SpecError(loc, "`pixels` must be finite numbers (no NaN or Infinity)")
+    if raw.min() < 0 or raw.max() > 255:
+        raise SpecError(loc, "`pixels` values must lie in 0..255")
+    array = raw.astype(np.uint8)  # values checked in range; floats truncate toward zero
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    return Decoded(np.ascontiguousarray(array), alpha=channels in (2, 4))
+
+
+def to_gray(image: Decoded) -> Decoded:
+    """Convert to 8-bit luma (ITU-R 601-2, as Pillow's ``convert("L")``), keeping alpha.
+
+    ``L = R * 299/1000 + G * 587/1000 + B * 114/1000``, computed in Pillow's fixed point
+    (``(R*19595 + G*38470 + B*7471 + 0x8000) >> 16``) for uint8 input and in float32 for float
+    input. Grayscale input is returned as is.
+    """
+    pixels = image.pixels
+    if pixels.ndim == 2 or pixels.shape[2] <= 2:
+        return image
+    rgb = pixels[:, :, :3]
+    if pixels.dtype == np.uint8:
+        wide = rgb.astype(np.uint32)
+        luma = ((wide[..., 0] * 19595 + wide[..., 1] * 38470 + wide[..., 2] * 7471 + 0x8000) >> 16)
+        luma = luma.astype(np.uint8)
+    else:
+        luma = (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)
+    if image.alpha:
+        return Decoded(np.dstack([luma, pixels[:, :, 3].astype(luma.dtype)]), alpha=True)
+    return Decoded(luma)
+
+
+# --- encoding ----------------------------------------------------------------------------
+
+
+def encode_png(pixels: npt.NDArray[np.uint8], *, compress_level: int, strategy: str) -> bytes:
+    """Encode an ``np.uint8`` array of shape (M, N) or (M, N, C), C in 1..4, as a PNG file.
+
+    The mode follows the channels (L, LA, RGB, RGBA). ``compress_level`` (0..9) and the zlib
+    ``strategy`` (``PNG_STRATEGIES``) trade size for speed; see the README's settings table.
+    """
+    if pixels.dtype != np.uint8:
+        raise TypeError(f"encode_png takes np.uint8 pixels, got {pixels.dtype}")
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    img = Image.fromarray(np.ascontiguousarray(pixels), mode=_MODES_BY_CHANNELS[channels])
+    buffer = io.BytesIO()
+    img.save(
+        buffer,
+        format="PNG",
+        compress_level=compress_level,
+        compress_type=PNG_STRATEGIES[strategy],
+    )
+    return buffer.getvalue()

@@ -1,0 +1,134 @@
+"""Run validated specs on decoded images: the glue between ``schemas`` and ``core``.
+
+No HTTP here (routers call these functions in a worker thread) and no pixel maths (that is
+``service.core``): this module resolves presets and colour, applies the steps in order and
+records per-stage timings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from . import imaging
+from .config import Settings
+from .core.codelab import codelab_correlate
+from .core.convolution import correlate
+from .core.errors import CoreError
+from .core.pooling import pool
+from .core.scaling import apply_scale
+from .errors import SpecError
+from .imaging import Decoded
+from .observability import observe_stage
+from .schemas import ConvolveParams, ImageRef, OutputFormat, PixelImage, PoolParams, Step
+
+
+def resolve_image(ref: ImageRef, upload: bytes | None, settings: Settings) -> Decoded:
+    """The input image: an uploaded file, base64 ``data``, JSON ``pixels`` or ascent."""
+    with observe_stage("decode"):
+        if upload is not None:
+            return imaging.decode(upload, max_pixels=settings.max_pixels)
+        if ref == "ascent":
+            return imaging.ascent()
+        if isinstance(ref, PixelImage):
+            decoded = imaging.from_pixels(ref.pixels)
+            if decoded.height * decoded.width > settings.max_pixels:
+                raise SpecError(("body", "image", "pixels"), "`pixels` exceed the pixel limit")
+            return decoded
+        return imaging.decode(imaging.decode_base64(ref.data), max_pixels=settings.max_pixels)
+
+
+def _prepare(image: Decoded, color: str) -> Decoded:
+    return imaging.to_gray(image) if color == "gray" else image
+
+
+def convolve(image: Decoded, params: ConvolveParams, settings: Settings) -> Decoded:
+    """Apply one convolution step; the result is 8-bit unless ``params.scale == "raw"``."""
+    image = _prepare(image, params.color)
+    kernel = np.asarray(params.kernel_matrix, dtype=np.float64)
+    with observe_stage("convolve"):
+        if params.mode == "codelab":
+            values: npt.NDArray[Any] = codelab_correlate(
+                image.pixels, kernel, params.effective_weight, alpha=image.alpha
+            )
+        else:
+            values = correlate(
+                image.pixels,
+                kernel,
+                weight=params.effective_weight,
+                border=params.effective_border,
+                cval=params.cval,
+                flip=params.flip,
+                normalize=params.normalize,
+                alpha=image.alpha,
+                max_kernel_side=settings.max_kernel_side,
+            )
+        return Decoded(_finish(values, params.scale, image.alpha), alpha=image.alpha)
+
+
+def pool_image(image: Decoded, params: PoolParams, settings: Settings) -> Decoded:
+    """Apply one pooling step; the result is 8-bit unless ``params.scale == "raw"``."""
+    image = _prepare(image, params.color)
+    with observe_stage("pool"):
+        values = pool(
+            image.pixels,
+            params.size,
+            params.stride,
+            method=params.method,
+            edge=params.edge,
+            max_size=settings.max_pool_size,
+        )
+        return Decoded(_finish(values, params.scale, image.alpha), alpha=image.alpha)
+
+
+def run_steps(image: Decoded, steps: Sequence[Step], settings: Settings) -> Decoded:
+    """Run pipeline steps in order, each on the previous step's output."""
+    for index, step in enumerate(steps):
+        try:
+            if step.op == "convolve":
+                image = convolve(image, step, settings)
+            else:
+                image = pool_image(image, step, settings)
+        except SpecError as exc:
+            raise SpecError(("body", "steps", index, *exc.loc[1:]), exc.detail) from exc
+        except CoreError as exc:
+            raise SpecError(("body", "steps", index, exc.param), exc.message) from exc
+    return image
+
+
+def _finish(values: npt.NDArray[Any], scale: Any, alpha: bool) -> npt.NDArray[Any]:
+    result = apply_scale(values, scale, alpha=alpha)
+    if result.dtype != np.uint8 and not np.isfinite(result).all():
+        raise SpecError(
+            ("body", "scale"), "the raw result overflowed float32; lower the weight or kernel"
+        )
+    return result
+
+
+def render(result: Decoded, fmt: OutputFormat, settings: Settings) -> tuple[bytes, str]:
+    """Encode a result as PNG or as the JSON ``ArrayResult``; returns (body, media type)."""
+    pixels = result.pixels
+    with observe_stage("encode"):
+        if fmt == "png":
+            body = imaging.encode_png(
+                pixels,
+                compress_level=settings.png_compress_level,
+                strategy=settings.png_strategy,
+            )
+            return body, "image/png"
+        if pixels.ndim == 3 and pixels.shape[2] == 1:
+            pixels = pixels[:, :, 0]
+        document = {
+            "width": int(pixels.shape[1]),
+            "height": int(pixels.shape[0]),
+            "channels": 1 if pixels.ndim == 2 else int(pixels.shape[2]),
+            "dtype": "uint8" if pixels.dtype == np.uint8 else "float32",
+            "min": float(pixels.min()),
+            "max": float(pixels.max()),
+            "pixels": np.ascontiguousarray(pixels),
+        }
+        return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), "application/json"

@@ -1,0 +1,65 @@
+"""Shared fixtures: settings without env files, the app's TestClient, the ascent pixels."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from service.config import Settings
+from service.main import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+ASCENT_PATH = ROOT / "service" / "data" / "ascent.png"
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings for tests: defaults plus ``overrides``, no ``.env`` file."""
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def ascent() -> np.ndarray:
+    """The ascent pixels decoded independently of the service (PIL directly)."""
+    return np.asarray(Image.open(ASCENT_PATH))
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    """A TestClient on an app built with default settings."""
+    with TestClient(create_app(make_settings())) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., TestClient]]:
+    """Build TestClients on apps with overridden settings; closed after the test."""
+    clients: list[TestClient] = []
+
+    def factory(**overrides: Any) -> TestClient:
+        test_client = TestClient(create_app(make_settings(**overrides)))
+        test_client.__enter__()
+        clients.append(test_client)
+        return test_client
+
+    yield factory
+    for test_client in clients:
+        test_client.__exit__(None, None, None)
+
+
+def png_bytes(pixels: np.ndarray, mode: str | None = None) -> bytes:
+    """Encode ``pixels`` as PNG with PIL (test helper, independent of service.imaging)."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode=mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """Decode PNG bytes with PIL."""
+    return np.asarray(Image.open(io.BytesIO(data)))

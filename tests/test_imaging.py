@@ -1,0 +1,200 @@
+"""service.imaging: decoding (limits first, modes), pixels arrays, gray, PNG encoding."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service import imaging
+from service.errors import BadImageError, PayloadTooLargeError, SpecError, UnsupportedMediaError
+from tests.conftest import decode_png, png_bytes
+
+ASCENT_SHA256 = "c7777d46c3f4e3119ddbec92ad28c09193202a7a4aab08622bc7e4b4a3ba88e6"
+RNG = np.random.default_rng(7)
+
+
+def _save(img: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def _bomb_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose IHDR declares ``width`` x ``height`` (no real pixel data)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_ascent_pixels_match_published_digest() -> None:
+    pixels = imaging.ascent().pixels
+    assert pixels.shape == (512, 512)
+    assert pixels.dtype == np.uint8
+    assert hashlib.sha256(pixels.tobytes()).hexdigest() == ASCENT_SHA256
+
+
+def test_ascent_is_read_only() -> None:
+    with pytest.raises(ValueError, match="read-only"):
+        imaging.ascent().pixels[0, 0] = 1
+
+
+def test_decode_gray_png_roundtrip() -> None:
+    pixels = RNG.integers(0, 256, (5, 7), dtype=np.uint8)
+    decoded = imaging.decode(png_bytes(pixels), max_pixels=100)
+    np.testing.assert_array_equal(decoded.pixels, pixels)
+    assert not decoded.alpha
+
+
+def test_decode_rgba_keeps_alpha() -> None:
+    pixels = RNG.integers(0, 256, (4, 3, 4), dtype=np.uint8)
+    decoded = imaging.decode(png_bytes(pixels), max_pixels=100)
+    np.testing.assert_array_equal(decoded.pixels, pixels)
+    assert decoded.alpha and decoded.channels == 4
+
+
+def test_decode_la_keeps_alpha() -> None:
+    img = Image.fromarray(RNG.integers(0, 256, (3, 3, 2), dtype=np.uint8), mode="LA")
+    decoded = imaging.decode(_save(img, "PNG"), max_pixels=100)
+    assert decoded.alpha and decoded.pixels.shape == (3, 3, 2)
+
+
+def test_decode_16bit_scales_to_8bit() -> None:
+    wide = np.array([[0, 257, 65535], [32896, 1000, 128]], dtype=np.uint16)
+    img = Image.fromarray(wide)
+    decoded = imaging.decode(_save(img, "PNG"), max_pixels=100)
+    np.testing.assert_array_equal(decoded.pixels, [[0, 1, 255], [128, 4, 0]])
+
+
+def test_decode_palette_with_transparency_gives_rgba() -> None:
+    img = Image.new("P", (2, 2))
+    img.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    img.putpixel((1, 1), 1)
+    img.info["transparency"] = 0
+    decoded = imaging.decode(_save(img, "PNG", transparency=0), max_pixels=100)
+    assert decoded.alpha
+    np.testing.assert_array_equal(decoded.pixels[1, 1], [0, 255, 0, 255])
+    assert decoded.pixels[0, 0, 3] == 0
+
+
+def test_decode_cmyk_jpeg_gives_rgb() -> None:
+    img = Image.new("CMYK", (4, 4), (0, 255, 255, 0))
+    decoded = imaging.decode(_save(img, "JPEG"), max_pixels=100)
+    assert decoded.pixels.shape == (4, 4, 3)
+    assert decoded.pixels[..., 0].mean() > 200  # red stays red
+
+
+def test_decode_applies_exif_rotation() -> None:
+    pixels = np.zeros((2, 4), dtype=np.uint8)
+    pixels[0, 0] = 255
+    img = Image.fromarray(pixels)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    decoded = imaging.decode(_save(img, "PNG", exif=exif), max_pixels=100)
+    assert decoded.pixels.shape == (4, 2)
+    assert decoded.pixels[0, 1] == 255
+
+
+def test_decode_multiframe_gif_takes_first_frame() -> None:
+    frames = [Image.new("L", (3, 3), value) for value in (10, 200)]
+    data = _save(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    decoded = imaging.decode(data, max_pixels=100)
+    assert decoded.pixels.reshape(-1, decoded.channels)[:, 0].tolist() == [10] * 9
+
+
+def test_decode_bomb_rejected_from_header() -> None:
+    with pytest.raises(PayloadTooLargeError, match="2500000000 pixels"):
+        imaging.decode(_bomb_png(50_000, 50_000), max_pixels=40_000_000)
+
+
+def test_decode_over_pixel_limit_is_413() -> None:
+    with pytest.raises(PayloadTooLargeError, match="limit is 20 pixels"):
+        imaging.decode(png_bytes(np.zeros((5, 5), np.uint8)), max_pixels=20)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"hello, I am text", bytes(RNG.integers(0, 256, 300, dtype=np.uint8))],
+    ids=["empty", "text", "random"],
+)
+def test_decode_garbage_is_bad_image(data: bytes) -> None:
+    with pytest.raises(BadImageError):
+        imaging.decode(data, max_pixels=100)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_decode_truncated_is_bad_image(fmt: str) -> None:
+    data = _save(Image.fromarray(RNG.integers(0, 256, (64, 64), dtype=np.uint8)), fmt)
+    with pytest.raises(BadImageError, match="cannot be decoded"):
+        imaging.decode(data[: len(data) // 2], max_pixels=10_000)
+
+
+def test_decode_unaccepted_format_is_415() -> None:
+    data = _save(Image.new("RGB", (2, 2)), "PPM")
+    with pytest.raises(UnsupportedMediaError, match="PPM"):
+        imaging.decode(data, max_pixels=100)
+
+
+def test_from_pixels_gray_and_truncation() -> None:
+    decoded = imaging.from_pixels([[0, 1.9], [254.5, 255]])
+    np.testing.assert_array_equal(decoded.pixels, [[0, 1], [254, 255]])
+    assert decoded.pixels.dtype == np.uint8
+
+
+def test_from_pixels_single_channel_squeezed() -> None:
+    assert imaging.from_pixels([[[1], [2]]]).pixels.shape == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "message"),
+    [
+        ([[1, 2], [3]], "rectangular"),
+        ([], "non-empty"),
+        ([[]], "non-empty"),
+        ([[[0] * 7]], "1 to 4 channels"),
+        ([["a", 1]], "only numbers"),
+        ([[None, 1]], "only numbers"),
+        ([[float("nan"), 1]], "finite"),
+        ([[256, 1]], "0..255"),
+        ([[-1, 1]], "0..255"),
+        ([1, 2, 3], "1-D"),
+    ],
+)
+def test_from_pixels_rejects_bad_arrays(pixels: list[object], message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        imaging.from_pixels(pixels)
+
+
+def test_to_gray_matches_pillow() -> None:
+    rgb = RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(rgb).convert("L"))
+    np.testing.assert_array_equal(imaging.to_gray(imaging.Decoded(rgb)).pixels, expected)
+
+
+def test_to_gray_keeps_alpha() -> None:
+    rgba = RNG.integers(0, 256, (4, 4, 4), dtype=np.uint8)
+    gray = imaging.to_gray(imaging.Decoded(rgba, alpha=True))
+    assert gray.alpha and gray.pixels.shape == (4, 4, 2)
+    np.testing.assert_array_equal(gray.pixels[..., 1], rgba[..., 3])
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("strategy", sorted(imaging.PNG_STRATEGIES))
+def test_encode_png_roundtrip(channels: int, strategy: str) -> None:
+    shape = (9, 5) if channels == 1 else (9, 5, channels)
+    pixels = RNG.integers(0, 256, shape, dtype=np.uint8)
+    data = imaging.encode_png(pixels, compress_level=1, strategy=strategy)
+    np.testing.assert_array_equal(decode_png(data), pixels)
+
+
+def test_encode_png_refuses_float() -> None:
+    with pytest.raises(TypeError):
+        imaging.encode_png(np.zeros((2, 2), np.float32), compress_level=1, strategy="default")  # type: ignore[arg-type]
