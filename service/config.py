@@ -7,12 +7,13 @@ app uses and the FastAPI dependency tests override.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "IMGFILTER_"
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -99,10 +100,10 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(
         True, description="Record Prometheus metrics and serve them at GET /metrics."
     )
-    cors_origins: list[str] = Field(
+    cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Allowed CORS origins; empty (default) = CORS off."
     )
-    api_keys: list[str] = Field(
+    api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="If set, processing endpoints require one of these keys (Bearer/X-API-Key).",
     )
@@ -116,7 +117,9 @@ class Settings(BaseSettings):
     @classmethod
     def _split_csv(cls, value: object) -> object:
         """Accept ``a,b,c`` as well as a JSON list from the environment."""
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
@@ -133,5 +136,5 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    """Return the process-wide settings (cached; call ``get_settings.cache_clear()`` after env changes)."""
+    """The process-wide settings, cached; ``get_settings.cache_clear()`` after env changes."""
     return Settings()

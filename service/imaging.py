@@ -126,23 +126,28 @@ def decode(data: bytes, *, max_pixels: int) -> Decoded:
     except Exception as exc:  # Pillow's plugins raise many types on hostile headers
         raise BadImageError(f"the image header cannot be read: {_reason(exc)}") from exc
     with img:
-        if img.format not in ACCEPTED_FORMATS:
-            raise UnsupportedMediaError(f"image format {img.format} is not accepted")
-        width, height = img.size
-        if width <= 0 or height <= 0:
-            raise BadImageError(f"the image declares an empty size {width}x{height}")
-        if width * height > max_pixels:
-            raise PayloadTooLargeError(
-                f"the image is {width}x{height} = {width * height} pixels; "
-                f"the limit is {max_pixels} pixels"
-            )
-        try:
-            img.seek(0)
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return _to_array(img)
-        except Exception as exc:  # truncated or corrupt data: any decoder error is a 400
-            raise BadImageError(f"the image data cannot be decoded: {_reason(exc)}") from exc
+        return _decode_opened(img, max_pixels)
+
+
+def _decode_opened(img: Image.Image, max_pixels: int) -> Decoded:
+    """Check format and size from the header, then decode the first frame."""
+    if img.format not in ACCEPTED_FORMATS:
+        raise UnsupportedMediaError(f"image format {img.format} is not accepted")
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise BadImageError(f"the image declares an empty size {width}x{height}")
+    if width * height > max_pixels:
+        raise PayloadTooLargeError(
+            f"the image is {width}x{height} = {width * height} pixels; "
+            f"the limit is {max_pixels} pixels"
+        )
+    try:
+        img.seek(0)
+        img.load()
+        oriented: Image.Image = ImageOps.exif_transpose(img) or img
+        return _to_array(oriented)
+    except Exception as exc:  # truncated or corrupt data: any decoder error is a 400
+        raise BadImageError(f"the image data cannot be decoded: {_reason(exc)}") from exc
 
 
 def _reason(exc: BaseException) -> str:
@@ -192,7 +197,9 @@ def from_pixels(pixels: list[Any]) -> Decoded:
     if raw.dtype.kind not in "iuf":
         raise SpecError(loc, "`pixels` must hold only numbers (0..255)")
     if raw.ndim not in (2, 3) or raw.size == 0:
-        raise SpecError(loc, f"`pixels` must be a non-empty [H][W] or [H][W][C] array, got {raw.ndim}-D")
+        raise SpecError(
+            loc, f"`pixels` must be a non-empty [H][W] or [H][W][C] array, got {raw.ndim}-D"
+        )
     if raw.ndim == 3 and not 1 <= raw.shape[2] <= 4:
         raise SpecError(loc, f"`pixels` may have 1 to 4 channels, got {raw.shape[2]}")
     if not np.isfinite(raw).all():
@@ -219,7 +226,7 @@ def to_gray(image: Decoded) -> Decoded:
     rgb = pixels[:, :, :3]
     if pixels.dtype == np.uint8:
         wide = rgb.astype(np.uint32)
-        luma = ((wide[..., 0] * 19595 + wide[..., 1] * 38470 + wide[..., 2] * 7471 + 0x8000) >> 16)
+        luma = (wide[..., 0] * 19595 + wide[..., 1] * 38470 + wide[..., 2] * 7471 + 0x8000) >> 16
         luma = luma.astype(np.uint8)
     else:
         luma = (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)

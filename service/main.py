@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, ORJSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from . import __version__, imaging, observability
@@ -76,8 +76,9 @@ def _openapi_factory(app: FastAPI) -> Any:
             routes=app.routes,
             tags=app.openapi_tags,
         )
+        models: list[type[BaseModel]] = [*SPEC_MODELS, ArrayResult]
         _, definitions = models_json_schema(
-            [(model, "validation") for model in (*SPEC_MODELS, ArrayResult)],
+            [(model, "validation") for model in models],
             ref_template="#/components/schemas/{model}",
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})

@@ -82,7 +82,9 @@ class EncodedImage(StrictModel):
     data: str = Field(
         min_length=1,
         description="Base64 (standard alphabet, padded) of the image file's bytes.",
-        examples=["iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="],
+        examples=[
+            "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+        ],
     )
 
 
@@ -92,7 +94,7 @@ PixelsArray = Annotated[
         {
             "type": "array",
             "minItems": 1,
-            "description": "[H][W] or [H][W][C] numbers in 0..255 (C in 1..4; 2 and 4 carry alpha).",
+            "description": "[H][W] or [H][W][C] numbers in 0..255; C in 1..4 (2, 4: alpha last).",
             "items": {
                 "type": "array",
                 "minItems": 1,

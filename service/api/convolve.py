@@ -15,7 +15,7 @@ router = APIRouter(prefix="/convolve", tags=["convolve"])
 
 EXAMPLES = {
     "sobel-y": {
-        "summary": "Ascent, the lesson's default filter [-1,-2,-1; 0,0,0; 1,2,1] (horizontal lines)",
+        "summary": "Ascent, the lesson's default [-1,-2,-1; 0,0,0; 1,2,1] (horizontal lines)",
         "value": {"image": "ascent", "kernel": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], "weight": 1},
     },
     "sobel-x": {

@@ -14,11 +14,11 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 
 from .. import processing
+from ..concurrency import WorkLimiter
 from ..config import Settings
 from ..imaging import Decoded
 from ..observability import annotate
 from .body import RawRequest, parse_spec, read_request
-from .deps import WorkLimiter
 
 S = TypeVar("S", bound=BaseModel)
 Operation = Callable[[Decoded, S, Settings], Decoded]

@@ -1,0 +1,60 @@
+"""Settings: env prefix, defaults, parsing of lists, and clear start-up failures."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from service.config import Settings, get_settings
+from tests.conftest import make_settings
+
+
+def test_defaults_match_the_contract() -> None:
+    settings = make_settings()
+    assert settings.max_upload_bytes == 20 * 1024 * 1024
+    assert settings.max_pixels == 40_000_000
+    assert settings.max_kernel_side == 63
+    assert settings.max_pipeline_steps == 16
+    assert settings.api_keys == []
+    assert settings.cors_origins == []
+
+
+def test_env_prefix_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGFILTER_MAX_KERNEL_SIDE", "31")
+    monkeypatch.setenv("IMGFILTER_LOG_LEVEL", "WARNING")
+    settings = Settings(_env_file=None)
+    assert settings.max_kernel_side == 31
+    assert settings.log_level == "warning"
+
+
+def test_csv_lists_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGFILTER_CORS_ORIGINS", "http://a.test, http://b.test")
+    monkeypatch.setenv("IMGFILTER_API_KEYS", '["0123456789abcdef0123"]')
+    settings = Settings(_env_file=None)
+    assert settings.cors_origins == ["http://a.test", "http://b.test"]
+    assert settings.api_keys == ["0123456789abcdef0123"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"max_kernel_side": 0}, "max_kernel_side"),
+        ({"png_compress_level": 10}, "png_compress_level"),
+        ({"max_pixels": 100, "max_kernel_side": 11}, "max_kernel_side squared"),
+        ({"api_keys": ["short"]}, "at least 16 characters"),
+        ({"log_level": "loud"}, "log_level"),
+    ],
+)
+def test_bad_values_fail_with_clear_message(overrides: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        make_settings(**overrides)
+
+
+def test_bad_env_value_fails_at_startup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGFILTER_MAX_UPLOAD_BYTES", "lots")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ValidationError, match="max_upload_bytes"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
