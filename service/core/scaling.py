@@ -1,11 +1,27 @@
-"""Float results to 8-bit (clamp / abs / normalize) or raw float32. STUB."""
+"""Filter results to 8 bits (``clamp``, ``abs``, ``normalize``) or left as float32 (``raw``).
+
+A convolution's sums run outside 0..255 (negative edges, sums over 255); these are the ways
+back to an 8-bit image:
+
+========== =====================================================================
+clamp      clip to 0..255, then truncate toward zero -- the lesson's rule (its
+           notebook clamps, then assigns into an integer array). The default.
+abs        absolute value, then ``clamp``: both edge polarities show.
+normalize  linear map of the colour channels' min..max onto 0..255, rounded to
+           nearest; a constant image maps to 0.
+raw        no change: float32, for array output only.
+========== =====================================================================
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from ._validation import check_choice, check_nd
+from .errors import ParameterError
 
 Scale = Literal["clamp", "abs", "normalize", "raw"]
 SCALES: tuple[Scale, ...] = ("clamp", "abs", "normalize", "raw")
@@ -14,5 +30,99 @@ SCALES: tuple[Scale, ...] = ("clamp", "abs", "normalize", "raw")
 def apply_scale(
     values: npt.ArrayLike, scale: Scale = "clamp", *, alpha: bool = False
 ) -> npt.NDArray[np.uint8] | npt.NDArray[np.float32]:
-    """uint8 for clamp/abs/normalize, float32 for raw."""
-    raise NotImplementedError
+    """Convert filter output to 8 bits (or float32 for ``raw``).
+
+    Parameters
+    ----------
+    values : ndarray of shape (M, N) or (M, N, C)
+        Real values, typically the float32 result of `service.core.convolution.correlate`
+        or the float64 result of `service.core.codelab.codelab_correlate`. Assumed NaN-free.
+    scale : {'clamp', 'abs', 'normalize', 'raw'}, optional
+        The conversion (see Notes). Default 'clamp'.
+    alpha : bool, optional
+        If True the last channel is alpha: it is only clamped, never made absolute or
+        normalized (and, like everything, left unchanged by 'raw'). Needs ``C >= 2``.
+
+    Returns
+    -------
+    ndarray of np.uint8, or of np.float32 for ``scale='raw'``
+        The same shape as ``values``. For 'raw', ``values`` itself when it already is
+        float32, else a float32 copy.
+
+    Raises
+    ------
+    ImageError
+        ``values`` is not 2-D or 3-D, is empty or not real.
+    ParameterError
+        ``scale`` is unknown (``param='scale'``) or ``alpha`` is set without a channel to spare.
+
+    Notes
+    -----
+    ``clamp``: ``out = trunc(min(max(v, 0), 255))``. It works in the input's own precision:
+    float64 values are never rounded to float32 first (254.99999999 gives 254, as the
+    lesson's float64 arithmetic does).
+
+    ``abs``: ``clamp(|v|)``.
+
+    ``normalize``: ``out = rint((v - lo) * 255 / (hi - lo))`` in float64, where ``lo`` and
+    ``hi`` are the minimum and maximum over all colour channels together (alpha excluded);
+    ties round to even (``np.rint``). When ``hi == lo`` the colour channels are 0.
+
+    Examples
+    --------
+    >>> v = np.array([[-3.5, 0.0, 12.9], [254.99, 255.0, 300.0]], dtype=np.float32)
+    >>> apply_scale(v)
+    array([[  0,   0,  12],
+           [254, 255, 255]], dtype=uint8)
+    >>> apply_scale(v, "abs")
+    array([[  3,   0,  12],
+           [254, 255, 255]], dtype=uint8)
+    >>> apply_scale(np.array([[-1.0, 0.0], [1.0, 3.0]]), "normalize")
+    array([[  0,  64],
+           [128, 255]], dtype=uint8)
+    >>> apply_scale(np.full((2, 2), 7.0), "normalize")
+    array([[0, 0],
+           [0, 0]], dtype=uint8)
+    """
+    arr = check_nd(values, (2, 3), "values")
+    check_choice(scale, SCALES, "scale")
+    if alpha and (arr.ndim != 3 or arr.shape[2] < 2):
+        raise ParameterError(
+            "alpha", f"`alpha` needs values of shape (M, N, C) with C >= 2, got {arr.shape}"
+        )
+    if arr.dtype == np.bool_:
+        arr = arr.view(np.uint8)
+    if scale == "raw":
+        return np.asarray(arr, dtype=np.float32)
+
+    colour = arr[..., :-1] if alpha else arr
+    out = np.empty(arr.shape, dtype=np.uint8)
+    target = out[..., :-1] if alpha else out
+    if scale == "clamp":
+        _clamp(colour, target)
+    elif scale == "abs":
+        _clamp(np.abs(colour), target)
+    else:
+        _normalize(colour, target)
+    if alpha:
+        _clamp(arr[..., -1], out[..., -1])
+    return out
+
+
+def _clamp(values: npt.NDArray[Any], out: npt.NDArray[np.uint8]) -> None:
+    """``out = trunc(clip(values, 0, 255))``: the float-to-integer cast truncates toward 0."""
+    if values.dtype == np.uint8:
+        np.copyto(out, values)
+        return
+    np.copyto(out, np.clip(values, 0, 255), casting="unsafe")
+
+
+def _normalize(values: npt.NDArray[Any], out: npt.NDArray[np.uint8]) -> None:
+    lo, hi = float(values.min()), float(values.max())
+    if hi == lo:
+        out[...] = 0
+        return
+    mapped = (values.astype(np.float64) - lo) * 255.0
+    mapped /= hi - lo
+    np.rint(mapped, out=mapped)
+    np.copyto(out, np.clip(mapped, 0, 255), casting="unsafe")
