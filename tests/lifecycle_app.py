@@ -1,0 +1,36 @@
+"""A small app for real-process tests: the service's observability, health and metrics, plus
+``GET /slow?seconds=`` (an in-flight request that outlives a SIGTERM).
+
+Served as ``tests.lifecycle_app:app`` by ``service.server.serve``; settings come from the
+environment (``IMGFILTER_*``), as in the real app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+
+from service import observability
+from service.api import health, metrics
+from service.config import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The service's middleware and meta routers around one slow endpoint."""
+    app = FastAPI()
+    app.state.settings = settings
+
+    @app.get("/slow")
+    async def slow(seconds: float = 1.0) -> dict[str, float]:
+        await asyncio.sleep(seconds)
+        observability.annotate(operation="slow")
+        return {"slept": seconds}
+
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    observability.install(app, settings)
+    return app
+
+
+app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]

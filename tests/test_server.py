@@ -1,0 +1,274 @@
+"""``service.server`` and ``service.cli`` with real processes: TCP_NODELAY, SIGTERM drain,
+readiness during shutdown, start-up failures, JSON logs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service import cli
+from service.server import bind_socket
+from tests.conftest import ROOT
+from tests.servers import free_port, wait_healthy
+
+TEST_APP = "tests.lifecycle_app:app"
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def log_lines(self, *, strict: bool = True) -> list[dict[str, Any]]:
+        """Every output line, parsed as JSON; ``strict``: fail on a line that is not JSON."""
+        lines = [line for line in self.log_path.read_text().splitlines() if line.strip()]
+        if not strict:
+            lines = [line for line in lines if line.startswith("{")]
+        return [json.loads(line) for line in lines]
+
+
+def serve_command(app: str = TEST_APP, **settings: Any) -> list[str]:
+    kwargs = ", ".join(f"{key}={value!r}" for key, value in settings.items())
+    code = (
+        "from service.config import Settings\n"
+        "from service.server import serve\n"
+        f"serve(Settings(_env_file=None, {kwargs}), app={app!r})\n"
+    )
+    return [sys.executable, "-c", code]
+
+
+@contextlib.contextmanager
+def serving(
+    tmp_path: Path, *, workers: int, env: dict[str, str] | None = None, wait: bool = True, **kw: Any
+) -> Iterator[Served]:
+    """Run ``serve`` in a subprocess on a free port; stdout (JSON logs) to a file."""
+    port = free_port()
+    log_path = tmp_path / f"serve-{port}.log"
+    full_env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "IMGFILTER_LOG_LEVEL": "info",
+        "TMPDIR": str(tmp_path),
+        **(env or {}),
+    }
+    full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = serve_command(host="127.0.0.1", port=port, workers=workers, **kw)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT
+        )
+    served = Served(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        if wait:
+            wait_healthy(served.base_url, process)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def wait_in_flight(base_url: str, at_least: int, deadline_s: float = 10.0) -> None:
+    """Poll /metrics until ``imgfilter_http_requests_in_flight`` reaches ``at_least``."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        for line in httpx.get(f"{base_url}/metrics", timeout=5).text.splitlines():
+            if line.startswith("imgfilter_http_requests_in_flight ") and (
+                float(line.split()[1]) >= at_least
+            ):
+                return
+        time.sleep(0.05)
+    raise TimeoutError("the slow request never showed up in flight")
+
+
+# --- the socket ------------------------------------------------------------------------------
+@pytest.mark.skipif(sys.platform != "linux", reason="accepted sockets inherit TCP_NODELAY on Linux")
+def test_bind_socket_nodelay_reaches_accepted_connections() -> None:
+    with bind_socket("127.0.0.1", 0) as listener:
+        assert listener.proto == socket.IPPROTO_TCP
+        assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert listener.get_inheritable()
+        listener.listen()
+        with socket.create_connection(listener.getsockname()[:2]) as _client:
+            accepted, _ = listener.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_bind_socket_refuses_port_in_use() -> None:
+    with bind_socket("127.0.0.1", 0) as taken:
+        taken.listen()
+        with pytest.raises(OSError, match="in use"):
+            bind_socket("127.0.0.1", taken.getsockname()[1])
+
+
+def test_keepalive_responses_skip_delayed_ack_on_asyncio_loop(tmp_path: Path) -> None:
+    """uvicorn's own worker socket makes each keep-alive response wait ~40 ms here; ours not."""
+    port = free_port()
+    code = (
+        "import uvicorn\n"
+        "from service.server import bind_socket\n"
+        f"config = uvicorn.Config({TEST_APP!r}, loop='asyncio', log_level='warning')\n"
+        f"uvicorn.Server(config).run(sockets=[bind_socket('127.0.0.1', {port})])\n"
+    )
+    env = {**os.environ, "IMGFILTER_LOG_LEVEL": "warning"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process)
+        request = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+        times = []
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            for _ in range(25):
+                start = time.perf_counter()
+                conn.sendall(request)
+                data = b""
+                while not data.endswith(b'{"status":"ok"}'):
+                    chunk = conn.recv(65536)
+                    assert chunk, "connection closed"
+                    data += chunk
+                times.append(time.perf_counter() - start)
+        assert statistics.median(times) < 0.015, times
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# --- graceful shutdown -------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_lets_in_flight_request_finish(tmp_path: Path, workers: int) -> None:
+    with serving(tmp_path, workers=workers, graceful_timeout_s=10) as served:
+        result: dict[str, Any] = {}
+
+        def slow_call() -> None:
+            response = httpx.get(f"{served.base_url}/slow?seconds=1.5", timeout=30)
+            result["status"] = response.status_code
+            result["body"] = response.json()
+
+        caller = threading.Thread(target=slow_call)
+        caller.start()
+        wait_in_flight(served.base_url, at_least=2)  # the slow call plus this /metrics call
+        sent = time.monotonic()
+        served.process.send_signal(signal.SIGTERM)
+        caller.join(timeout=30)
+        returncode = served.process.wait(timeout=30)
+        stopped_after = time.monotonic() - sent
+
+    assert result == {"status": 200, "body": {"slept": 1.5}}
+    assert returncode == 0
+    assert stopped_after < 10
+    lines = served.log_lines()
+    slow = [line for line in lines if line.get("path") == "/slow"]
+    assert [(line["status"], line["operation"]) for line in slow] == [(200, "slow")]
+    listening = next(line for line in lines if line["msg"].startswith("listening on"))
+    assert listening["workers"] == workers
+    if workers > 1:  # the per-start metrics directory is gone after the stop
+        assert listening["metrics_dir"].startswith(str(tmp_path))
+        assert not Path(listening["metrics_dir"]).exists()
+    else:
+        assert listening["metrics_dir"] is None
+
+
+@pytest.mark.slow
+def test_sigterm_turns_readyz_503_during_shutdown_delay(tmp_path: Path) -> None:
+    delay = 3.0
+    env = {"IMGFILTER_SHUTDOWN_DELAY_S": str(delay)}
+    with serving(tmp_path, workers=2, env=env, shutdown_delay_s=delay) as served:
+        with httpx.Client(base_url=served.base_url, timeout=10) as client:
+            assert client.get("/readyz").status_code == 200
+        served.process.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        # The supervisor forwards SIGTERM to the workers within 0.5 s. New connections (a load
+        # balancer's probes) still get answers during the delay, but readiness says no.
+        first_503 = None
+        while time.monotonic() - sent < delay - 1:
+            with httpx.Client(base_url=served.base_url, timeout=10) as client:
+                if client.get("/readyz").status_code == 503:
+                    first_503 = time.monotonic() - sent
+                    break
+            time.sleep(0.05)
+        with httpx.Client(base_url=served.base_url, timeout=10) as client:
+            readyz = [client.get("/readyz").status_code for _ in range(4)]
+            healthz = client.get("/healthz").status_code
+        returncode = served.process.wait(timeout=30)
+        stopped_after = time.monotonic() - sent
+    assert first_503 is not None
+    assert readyz == [503, 503, 503, 503]
+    assert healthz == 200
+    assert returncode == 0
+    assert delay <= stopped_after < delay + 10
+    lines = served.log_lines()
+    assert any(line["msg"].startswith("shutdown signal: not ready") for line in lines)
+
+
+# --- start-up failures -------------------------------------------------------------------------
+def test_serve_exits_3_when_port_is_taken(tmp_path: Path) -> None:
+    with bind_socket("127.0.0.1", 0) as taken:
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = subprocess.run(
+            serve_command(host="127.0.0.1", port=port, workers=1),
+            cwd=ROOT,
+            capture_output=True,
+            timeout=60,
+        )
+    assert process.returncode == 3
+    assert b"cannot bind" in process.stdout
+
+
+@pytest.mark.slow
+def test_serve_exits_3_when_workers_crash_at_start(tmp_path: Path) -> None:
+    # The workers' app reads IMGFILTER_* itself and refuses the value at import time.
+    env = {"IMGFILTER_SHUTDOWN_DELAY_S": "-1"}
+    with serving(tmp_path, workers=2, env=env, wait=False, shutdown_delay_s=0.0) as served:
+        returncode = served.process.wait(timeout=60)
+    assert returncode == 3
+    # (Worker tracebacks go to stderr as plain text; the server's own lines are JSON.)
+    assert any("keep dying" in line["msg"] for line in served.log_lines(strict=False))
+
+
+def test_cli_serve_rejects_bad_settings_before_starting(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["serve", "--workers", "0", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid settings" in err
+    assert "workers" in err
+
+
+def test_cli_without_subcommand_prints_help() -> None:
+    assert cli.main([]) == 2
+
+
+def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith("imgfilter ")
+
+
+def test_python_m_service_is_the_cli() -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "service", "serve", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+    assert process.returncode == 0
+    assert b"--workers" in process.stdout
