@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, ORJSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from . import __version__, imaging, observability
-from .api import convolve, docs, health, meta, metrics, pipeline, pool
+from .api import convolve, docs, health, meta, metrics, pipeline, playground, pool
 from .api.body import SpecValidationError
 from .api.security import SecurityHeadersMiddleware, require_api_key
 from .concurrency import WorkLimiter
@@ -109,7 +109,6 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_tags=TAGS,
         docs_url=None,
         redoc_url=None,
-        default_response_class=ORJSONResponse,
     )
     app.state.settings = settings
     app.state.work_limiter = WorkLimiter(settings)
@@ -117,9 +116,10 @@ def create_app(settings: Settings) -> FastAPI:
     guarded = [Depends(require_api_key)]
     for module in (convolve, pool, pipeline):
         app.include_router(module.router, dependencies=guarded)
-    for module in (meta, health, metrics, docs):
+    for module in (meta, health, metrics, docs, playground):
         app.include_router(module.router)
     docs.mount_assets(app)
+    playground.mount_assets(app)
     _register_error_handlers(app)
     app.openapi = _openapi_factory(app)  # type: ignore[method-assign]
 

@@ -14,7 +14,7 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 ASSETS_URL = "/static/docs"
@@ -26,12 +26,6 @@ def mount_assets(app: FastAPI) -> None:
     """Serve the Swagger UI and ReDoc files shipped by ``fastapi-offline``."""
     directory = resources.files("fastapi_offline").joinpath("static")
     app.mount(ASSETS_URL, StaticFiles(directory=str(directory)), name="docs-assets")
-
-
-@router.get("/")
-async def index() -> RedirectResponse:
-    """Send visitors to the interactive docs."""
-    return RedirectResponse("/docs")
 
 
 @router.get("/docs")

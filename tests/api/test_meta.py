@@ -21,8 +21,21 @@ def test_list_kernels_has_required_presets(client: TestClient) -> None:
     response = client.get("/kernels")
     assert response.status_code == 200
     names = {item["name"] for item in response.json()}
-    required = {"identity", "box-3", "box-5", "gaussian-3", "gaussian-5", "sharpen", "emboss", "outline",
-                "prewitt-x", "prewitt-y", "scharr-x", "scharr-y", *LESSON_PRESETS}
+    required = {
+        "identity",
+        "box-3",
+        "box-5",
+        "gaussian-3",
+        "gaussian-5",
+        "sharpen",
+        "emboss",
+        "outline",
+        "prewitt-x",
+        "prewitt-y",
+        "scharr-x",
+        "scharr-y",
+        *LESSON_PRESETS,
+    }
     assert required <= names
 
 
@@ -31,7 +44,9 @@ def test_read_kernel_lesson_filters(client: TestClient, name: str, kernel: list)
     response = client.get(f"/kernels/{name}")
     assert response.status_code == 200
     body = response.json()
-    assert body["kernel"] == kernel and body["weight"] == 1.0 and body["description"]
+    assert body["kernel"] == kernel
+    assert body["weight"] == 1.0
+    assert body["description"]
 
 
 def test_read_kernel_unknown_is_404(client: TestClient) -> None:
@@ -44,19 +59,16 @@ def test_ascent_image_is_the_shipped_png(client: TestClient, ascent: np.ndarray)
     response = client.get("/images/ascent")
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/png"
-    assert hashlib.sha256(response.content).digest() == hashlib.sha256(ASCENT_PATH.read_bytes()).digest()
+    assert (
+        hashlib.sha256(response.content).digest()
+        == hashlib.sha256(ASCENT_PATH.read_bytes()).digest()
+    )
     np.testing.assert_array_equal(decode_png(response.content), ascent)
 
 
 def test_health_and_ready(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready"}
-
-
-def test_root_redirects_to_docs(client: TestClient) -> None:
-    response = client.get("/", follow_redirects=False)
-    assert response.status_code == 307
-    assert response.headers["location"] == "/docs"
 
 
 def test_docs_are_self_hosted(client: TestClient) -> None:
@@ -66,7 +78,8 @@ def test_docs_are_self_hosted(client: TestClient) -> None:
     assert client.get("/static/docs/swagger-ui-bundle.js").status_code == 200
     assert client.get("/static/docs/swagger-ui.css").status_code == 200
     redoc = client.get("/redoc").text
-    assert "/static/docs/redoc.standalone.js" in redoc and "cdn." not in redoc
+    assert "/static/docs/redoc.standalone.js" in redoc
+    assert "cdn." not in redoc
     assert client.get("/static/docs/redoc.standalone.js").status_code == 200
 
 
