@@ -6,12 +6,19 @@ one of ``max_concurrency`` slots is free. Up to ``max_queue`` requests may wait,
 (imgproxy-style load shedding, so memory never piles up behind a burst). A call that runs
 longer than ``processing_timeout_s`` is answered 504; its thread finishes in the background
 and keeps its slot until then, so the cap still bounds CPU and memory.
+
+``WorkLimiter.admit()`` bounds memory before that: a request must be admitted before its body
+is read, and at most ``max_concurrency + max_queue`` requests are admitted at once per worker
+(the rest get 503 at once). Bodies in memory are therefore at most that many times
+``max_upload_bytes``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import anyio
@@ -32,6 +39,8 @@ class WorkLimiter:
         self._queue_timeout = settings.queue_timeout_s
         self._timeout = settings.processing_timeout_s
         self._waiting = 0
+        self._admitted = 0
+        self._max_admitted = settings.max_concurrency + settings.max_queue
 
     @property
     def in_flight(self) -> int:
@@ -48,33 +57,57 @@ class WorkLimiter:
             headers={"Retry-After": retry},
         )
 
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold one of ``max_concurrency + max_queue`` admissions; 503 when none is left."""
+        if self._admitted >= self._max_admitted:
+            raise self._overloaded()
+        self._admitted += 1
+        try:
+            yield
+        finally:
+            self._admitted -= 1
+
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(*args)`` in a thread once a slot is free; 503 if none frees up in time."""
-        if self._slots.available_tokens == 0 and self._waiting >= self._max_queue:
-            raise self._overloaded()
         token = object()
-        self._waiting += 1
         try:
-            with anyio.fail_after(self._queue_timeout):
-                await self._slots.acquire_on_behalf_of(token)
-        except TimeoutError:
-            raise self._overloaded() from None
-        finally:
-            self._waiting -= 1
-        released = False
+            # A free slot is taken at once; only a caller that really waits counts as queued
+            # (``acquire_on_behalf_of`` yields after acquiring, which would count it meanwhile).
+            self._slots.acquire_on_behalf_of_nowait(token)
+        except anyio.WouldBlock:
+            if self._waiting >= self._max_queue:
+                raise self._overloaded() from None
+            self._waiting += 1
+            try:
+                with anyio.fail_after(self._queue_timeout):
+                    await self._slots.acquire_on_behalf_of(token)
+            except TimeoutError:
+                raise self._overloaded() from None
+            finally:
+                self._waiting -= 1
+        # The slot goes back on the event loop once the thread is done. Only a thread the caller
+        # abandoned (504, or a cancelled request) hands it back itself, when it finishes: the
+        # cap keeps bounding CPU and memory. (Releasing through a blocking
+        # ``anyio.from_thread.run_sync`` in every thread cost ~60 us and a loop round trip per
+        # request; measured in issue 4.)
+        lock = threading.Lock()
+        finished = abandoned = False
 
         def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self._slots.release_on_behalf_of(token)
+            self._slots.release_on_behalf_of(token)
 
         def work() -> T:
+            nonlocal finished
             try:
                 return fn(*args)
             finally:
-                # The slot is held until the thread finishes, even after a 504.
-                anyio.from_thread.run_sync(release)
+                with lock:
+                    finished = True
+                    give_back = abandoned
+                if give_back:
+                    with contextlib.suppress(RuntimeError):  # the event loop is gone (shutdown)
+                        anyio.from_thread.run_sync(release)
 
         try:
             with anyio.fail_after(self._timeout):
@@ -83,3 +116,8 @@ class WorkLimiter:
             raise ProcessingTimeoutError(
                 f"processing took longer than {self._timeout:g} s and was abandoned"
             ) from None
+        finally:
+            with lock:
+                abandoned = not finished
+            if not abandoned:
+                release()

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         "huffman",
         description="zlib strategy of PNG output; 'huffman' is fastest at nearly the best size.",
     )
+    png_filter: Literal["none", "sub", "up", "avg", "paeth", "adaptive"] = Field(
+        "paeth",
+        description="PNG row filter; 'paeth' is about 2x faster than 'adaptive' (per-row "
+        "choice, Pillow's) at a size within a few percent.",
+    )
 
     # --- work bounds -----------------------------------------------------------------------
     max_concurrency: int = Field(
@@ -62,7 +67,10 @@ class Settings(BaseSettings):
         description="Heavy operations running at once per worker process.",
     )
     max_queue: int = Field(
-        8, ge=0, description="Requests allowed to wait for a slot before 503 is answered."
+        32,
+        ge=0,
+        description="Requests allowed to wait for a slot before 503 is answered (per worker; "
+        "32 lets 32 keep-alive clients queue on one worker without a 503).",
     )
     queue_timeout_s: float = Field(
         2.0, gt=0, description="Longest wait for a slot before 503 + Retry-After."

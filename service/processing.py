@@ -118,6 +118,7 @@ def render(result: Decoded, fmt: OutputFormat, settings: Settings) -> tuple[byte
                 pixels,
                 compress_level=settings.png_compress_level,
                 strategy=settings.png_strategy,
+                row_filter=settings.png_filter,
             )
             return body, "image/png"
         if pixels.ndim == 3 and pixels.shape[2] == 1:

@@ -48,9 +48,11 @@ def make_client() -> Iterator[Callable[..., TestClient]]:
         clients.append(test_client)
         return test_client
 
+    pillow_limit = Image.MAX_IMAGE_PIXELS
     yield factory
     for test_client in clients:
         test_client.__exit__(None, None, None)
+    Image.MAX_IMAGE_PIXELS = pillow_limit  # create_app sets it process-wide
 
 
 def png_bytes(pixels: np.ndarray, mode: str | None = None) -> bytes:

@@ -11,10 +11,11 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -51,7 +52,7 @@ def running_server(
 ) -> Iterator[Server]:
     """Run ``python <args>`` (which must listen on ``port``) until the block ends."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    process = subprocess.Popen(  # noqa: S603 - fixed interpreter and test-chosen args
+    process = subprocess.Popen(
         [sys.executable, *args],
         cwd=ROOT,
         env=full_env,
@@ -77,3 +78,41 @@ def running_server(
 def uvicorn_args(port: int, *extra: str) -> list[str]:
     """Arguments to run the app with uvicorn on ``port``."""
     return ["-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port), *extra]
+
+
+# --- processes, read from /proc ---------------------------------------------------------------
+
+
+def children(pid: int) -> set[int]:
+    """Direct child PIDs of ``pid`` (empty if it is gone)."""
+    found: set[int] = set()
+    with contextlib.suppress(FileNotFoundError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def worker_pids(supervisor: int) -> set[int]:
+    """Live (non-zombie) worker processes of a uvicorn supervisor: children in ``spawn_main``."""
+    workers: set[int] = set()
+    for pid in children(supervisor):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if b"spawn_main" in cmdline and state != "Z":
+            workers.add(pid)
+    return workers
+
+
+def rss_kib(pid: int) -> int | None:
+    """Resident set size of ``pid`` in KiB (``VmRSS``), or None if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -14,25 +12,10 @@ from PIL import Image
 from service import imaging
 from service.errors import BadImageError, PayloadTooLargeError, SpecError, UnsupportedMediaError
 from tests.conftest import decode_png, png_bytes
+from tests.images import bomb_png, encode
 
 ASCENT_SHA256 = "c7777d46c3f4e3119ddbec92ad28c09193202a7a4aab08622bc7e4b4a3ba88e6"
 RNG = np.random.default_rng(7)
-
-
-def _save(img: Image.Image, fmt: str, **kwargs: object) -> bytes:
-    buffer = io.BytesIO()
-    img.save(buffer, format=fmt, **kwargs)
-    return buffer.getvalue()
-
-
-def _bomb_png(width: int, height: int) -> bytes:
-    """A tiny PNG whose IHDR declares ``width`` x ``height`` (no real pixel data)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def test_ascent_pixels_match_published_digest() -> None:
@@ -58,19 +41,21 @@ def test_decode_rgba_keeps_alpha() -> None:
     pixels = RNG.integers(0, 256, (4, 3, 4), dtype=np.uint8)
     decoded = imaging.decode(png_bytes(pixels), max_pixels=100)
     np.testing.assert_array_equal(decoded.pixels, pixels)
-    assert decoded.alpha and decoded.channels == 4
+    assert decoded.alpha
+    assert decoded.channels == 4
 
 
 def test_decode_la_keeps_alpha() -> None:
     img = Image.fromarray(RNG.integers(0, 256, (3, 3, 2), dtype=np.uint8), mode="LA")
-    decoded = imaging.decode(_save(img, "PNG"), max_pixels=100)
-    assert decoded.alpha and decoded.pixels.shape == (3, 3, 2)
+    decoded = imaging.decode(encode(img, "PNG"), max_pixels=100)
+    assert decoded.alpha
+    assert decoded.pixels.shape == (3, 3, 2)
 
 
 def test_decode_16bit_scales_to_8bit() -> None:
     wide = np.array([[0, 257, 65535], [32896, 1000, 128]], dtype=np.uint16)
     img = Image.fromarray(wide)
-    decoded = imaging.decode(_save(img, "PNG"), max_pixels=100)
+    decoded = imaging.decode(encode(img, "PNG"), max_pixels=100)
     np.testing.assert_array_equal(decoded.pixels, [[0, 1, 255], [128, 4, 0]])
 
 
@@ -79,7 +64,7 @@ def test_decode_palette_with_transparency_gives_rgba() -> None:
     img.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
     img.putpixel((1, 1), 1)
     img.info["transparency"] = 0
-    decoded = imaging.decode(_save(img, "PNG", transparency=0), max_pixels=100)
+    decoded = imaging.decode(encode(img, "PNG", transparency=0), max_pixels=100)
     assert decoded.alpha
     np.testing.assert_array_equal(decoded.pixels[1, 1], [0, 255, 0, 255])
     assert decoded.pixels[0, 0, 3] == 0
@@ -87,7 +72,7 @@ def test_decode_palette_with_transparency_gives_rgba() -> None:
 
 def test_decode_cmyk_jpeg_gives_rgb() -> None:
     img = Image.new("CMYK", (4, 4), (0, 255, 255, 0))
-    decoded = imaging.decode(_save(img, "JPEG"), max_pixels=100)
+    decoded = imaging.decode(encode(img, "JPEG"), max_pixels=100)
     assert decoded.pixels.shape == (4, 4, 3)
     assert decoded.pixels[..., 0].mean() > 200  # red stays red
 
@@ -98,21 +83,21 @@ def test_decode_applies_exif_rotation() -> None:
     img = Image.fromarray(pixels)
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
-    decoded = imaging.decode(_save(img, "PNG", exif=exif), max_pixels=100)
+    decoded = imaging.decode(encode(img, "PNG", exif=exif), max_pixels=100)
     assert decoded.pixels.shape == (4, 2)
     assert decoded.pixels[0, 1] == 255
 
 
 def test_decode_multiframe_gif_takes_first_frame() -> None:
     frames = [Image.new("L", (3, 3), value) for value in (10, 200)]
-    data = _save(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
     decoded = imaging.decode(data, max_pixels=100)
     assert decoded.pixels.reshape(-1, decoded.channels)[:, 0].tolist() == [10] * 9
 
 
 def test_decode_bomb_rejected_from_header() -> None:
     with pytest.raises(PayloadTooLargeError, match="2500000000 pixels"):
-        imaging.decode(_bomb_png(50_000, 50_000), max_pixels=40_000_000)
+        imaging.decode(bomb_png(50_000, 50_000), max_pixels=40_000_000)
 
 
 def test_decode_over_pixel_limit_is_413() -> None:
@@ -132,13 +117,13 @@ def test_decode_garbage_is_bad_image(data: bytes) -> None:
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_decode_truncated_is_bad_image(fmt: str) -> None:
-    data = _save(Image.fromarray(RNG.integers(0, 256, (64, 64), dtype=np.uint8)), fmt)
+    data = encode(Image.fromarray(RNG.integers(0, 256, (64, 64), dtype=np.uint8)), fmt)
     with pytest.raises(BadImageError, match="cannot be decoded"):
         imaging.decode(data[: len(data) // 2], max_pixels=10_000)
 
 
 def test_decode_unaccepted_format_is_415() -> None:
-    data = _save(Image.new("RGB", (2, 2)), "PPM")
+    data = encode(Image.new("RGB", (2, 2)), "PPM")
     with pytest.raises(UnsupportedMediaError, match="PPM"):
         imaging.decode(data, max_pixels=100)
 
@@ -182,7 +167,8 @@ def test_to_gray_matches_pillow() -> None:
 def test_to_gray_keeps_alpha() -> None:
     rgba = RNG.integers(0, 256, (4, 4, 4), dtype=np.uint8)
     gray = imaging.to_gray(imaging.Decoded(rgba, alpha=True))
-    assert gray.alpha and gray.pixels.shape == (4, 4, 2)
+    assert gray.alpha
+    assert gray.pixels.shape == (4, 4, 2)
     np.testing.assert_array_equal(gray.pixels[..., 1], rgba[..., 3])
 
 
@@ -193,6 +179,23 @@ def test_encode_png_roundtrip(channels: int, strategy: str) -> None:
     pixels = RNG.integers(0, 256, shape, dtype=np.uint8)
     data = imaging.encode_png(pixels, compress_level=1, strategy=strategy)
     np.testing.assert_array_equal(decode_png(data), pixels)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("row_filter", sorted(imaging.PNG_FILTERS))
+@pytest.mark.parametrize("level", [0, 6])
+def test_encode_png_roundtrip_every_row_filter(channels: int, row_filter: str, level: int) -> None:
+    shape = (7, 6) if channels == 1 else (7, 6, channels)
+    pixels = RNG.integers(0, 256, shape, dtype=np.uint8)
+    data = imaging.encode_png(
+        pixels[:, ::-1],  # a non-contiguous view must be accepted too
+        compress_level=level,
+        strategy="default",
+        row_filter=row_filter,
+    )
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.mode == {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
+    np.testing.assert_array_equal(decode_png(data), pixels[:, ::-1])
 
 
 def test_encode_png_refuses_float() -> None:

@@ -37,7 +37,8 @@ class RawRequest:
 
 async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    # isascii: str.isdigit() is also true for "²" or "٣", which int() refuses (a 500).
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         _reject_size(limit)
     chunks: list[bytes] = []
     total = 0
@@ -149,7 +150,9 @@ def request_body_openapi(
     multipart_examples = {
         name: {
             "summary": example["summary"],
-            "value": {"spec": _json_text({k: v for k, v in example["value"].items() if k != "image"})},
+            "value": {
+                "spec": _json_text({k: v for k, v in example["value"].items() if k != "image"})
+            },
         }
         for name, example in examples.items()
     }

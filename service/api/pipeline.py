@@ -29,7 +29,11 @@ EXAMPLES = {
         "value": {
             "image": "ascent",
             "steps": [
-                {"op": "convolve", "kernel": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], "mode": "codelab"},
+                {
+                    "op": "convolve",
+                    "kernel": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+                    "mode": "codelab",
+                },
                 {"op": "pool", "size": 2},
             ],
         },

@@ -32,8 +32,9 @@ async def handle(
     operation: Operation[S],
 ) -> Response:
     """Read the request, run ``operation`` in a bounded worker thread, answer its encoding."""
-    raw = await read_request(request, settings)
-    body, media_type = await limiter.run(_work, raw, settings, models, operation)
+    with limiter.admit():
+        raw = await read_request(request, settings)
+        body, media_type = await limiter.run(_work, raw, settings, models, operation)
     return Response(body, media_type=media_type)
 
 

@@ -20,10 +20,16 @@ RESULT: dict[int | str, dict[str, Any]] = {
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorMessage, "description": "The bytes are not a decodable image."},
     401: {"model": ErrorMessage, "description": "API keys are configured: none or a wrong one."},
-    413: {"model": ErrorMessage, "description": "Body over the byte limit, or image over the pixel limit."},
+    413: {
+        "model": ErrorMessage,
+        "description": "Body over the byte limit, or image over the pixel limit.",
+    },
     415: {"model": ErrorMessage, "description": "Content type or image format not accepted."},
     422: {"model": ValidationErrorMessage, "description": "The spec is invalid; `loc` says where."},
-    503: {"model": ErrorMessage, "description": "Too much work in flight; retry after `Retry-After`."},
+    503: {
+        "model": ErrorMessage,
+        "description": "Too much work in flight; retry after `Retry-After`.",
+    },
     504: {"model": ErrorMessage, "description": "Processing took longer than the timeout."},
 }
 

@@ -48,7 +48,9 @@ def require_api_key(request: Request, settings: SettingsDep) -> None:
     for key in keys:
         matched |= hmac.compare_digest(presented.encode(), key.encode())
     if not matched:
-        raise AuthenticationError("the API key is not valid", headers={"WWW-Authenticate": "Bearer"})
+        raise AuthenticationError(
+            "the API key is not valid", headers={"WWW-Authenticate": "Bearer"}
+        )
 
 
 class SecurityHeadersMiddleware:

@@ -77,7 +77,9 @@ def test_post_body_over_limit_without_content_length_is_413(make_client) -> None
             yield b"1, 1, 1, 1, "
         yield b"1]]}"
 
-    response = client.post("/convolve", content=chunks(), headers={"content-type": "application/json"})
+    response = client.post(
+        "/convolve", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
 
 
@@ -153,7 +155,9 @@ def test_multipart_unknown_part_is_422(client: TestClient) -> None:
     ],
     ids=["empty", "empty-row", "ragged", "10000x1", "1x64"],
 )
-def test_convolve_bad_kernel_is_422(client: TestClient, kernel: list[list[int]], message: str) -> None:
+def test_convolve_bad_kernel_is_422(
+    client: TestClient, kernel: list[list[int]], message: str
+) -> None:
     response = client.post("/convolve", json={"kernel": kernel})
     assert response.status_code == 422
     assert ["body", "kernel"] in _detail_locs(response)
@@ -162,9 +166,13 @@ def test_convolve_bad_kernel_is_422(client: TestClient, kernel: list[list[int]],
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 @pytest.mark.parametrize("field", ["kernel", "weight"])
-def test_convolve_nan_and_infinity_literals_are_422(client: TestClient, literal: str, field: str) -> None:
+def test_convolve_nan_and_infinity_literals_are_422(
+    client: TestClient, literal: str, field: str
+) -> None:
     body = (
-        f'{{"kernel": [[1, {literal}]]}}' if field == "kernel" else f'{{"preset": "box-3", "weight": {literal}}}'
+        f'{{"kernel": [[1, {literal}]]}}'
+        if field == "kernel"
+        else f'{{"preset": "box-3", "weight": {literal}}}'
     )
     response = client.post("/convolve", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
@@ -198,7 +206,9 @@ def test_convolve_unknown_preset_lists_names(client: TestClient) -> None:
         ({"preset": "sobel-x", "mode": "codelab", "flip": True}, "flip"),
     ],
 )
-def test_convolve_codelab_restrictions_are_422(client: TestClient, spec: dict, message: str) -> None:
+def test_convolve_codelab_restrictions_are_422(
+    client: TestClient, spec: dict, message: str
+) -> None:
     response = client.post("/convolve", json=spec)
     assert response.status_code == 422
     assert message in response.json()["detail"][0]["msg"]
@@ -219,7 +229,12 @@ def test_convolve_valid_kernel_larger_than_image_is_422(client: TestClient) -> N
 
 @pytest.mark.parametrize(
     ("pixels", "message"),
-    [([[1, 2], [3]], "rectangular"), ([], "non-empty"), ([[[0] * 7]], "channels"), ([["a"]], "numbers")],
+    [
+        ([[1, 2], [3]], "rectangular"),
+        ([], "non-empty"),
+        ([[[0] * 7]], "channels"),
+        ([["a"]], "numbers"),
+    ],
 )
 def test_bad_pixels_are_422(client: TestClient, pixels: list, message: str) -> None:
     response = client.post("/pool", json={"image": {"pixels": pixels}})
@@ -269,7 +284,10 @@ def test_pipeline_unknown_op_is_422(client: TestClient) -> None:
 
 
 def test_pipeline_core_error_points_at_step(client: TestClient) -> None:
-    spec = {"image": {"pixels": [[1, 2], [3, 4]]}, "steps": [{"op": "pool", "size": 1}, {"op": "pool", "size": 3}]}
+    spec = {
+        "image": {"pixels": [[1, 2], [3, 4]]},
+        "steps": [{"op": "pool", "size": 1}, {"op": "pool", "size": 3}],
+    }
     response = client.post("/pipeline", json=spec)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][:3] == ["body", "steps", 1]
@@ -280,4 +298,6 @@ def test_errors_carry_no_traceback_or_paths(client: TestClient) -> None:
     response = client.post("/pool", files=files, data={"spec": "{}"})
     assert response.status_code == 400
     text = response.text
-    assert "Traceback" not in text and "/work/" not in text and ".py" not in text
+    assert "Traceback" not in text
+    assert "/work/" not in text
+    assert ".py" not in text

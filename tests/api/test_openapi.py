@@ -32,9 +32,15 @@ def test_processing_endpoints_document_both_encodings(path: str) -> None:
 
 
 def test_convolve_examples_cover_the_lesson_filters() -> None:
-    examples = openapi_document()["paths"]["/convolve"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    examples = openapi_document()["paths"]["/convolve"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["examples"]
     kernels = [example["value"].get("kernel") for example in examples.values()]
-    for lesson_kernel in ([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], [[0, 1, 0], [1, -4, 1], [0, 1, 0]]):
+    for lesson_kernel in (
+        [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+        [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+        [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
+    ):
         assert lesson_kernel in kernels
 
 

@@ -30,13 +30,21 @@ def test_pipeline_sobel_then_max_pool(client: TestClient, ascent: np.ndarray) ->
 
 def test_pipeline_intermediate_is_8bit_unless_raw(client: TestClient, ascent: np.ndarray) -> None:
     raw = ndimage.correlate(ascent.astype(float), SOBEL_X)
-    steps_8bit = [{"op": "convolve", "preset": "sobel-x"}, {"op": "pool", "size": 2, "scale": "raw"}]
-    steps_raw = [{"op": "convolve", "preset": "sobel-x", "scale": "raw"}, {"op": "pool", "size": 2, "scale": "raw"}]
+    steps_8bit = [
+        {"op": "convolve", "preset": "sobel-x"},
+        {"op": "pool", "size": 2, "scale": "raw"},
+    ]
+    steps_raw = [
+        {"op": "convolve", "preset": "sobel-x", "scale": "raw"},
+        {"op": "pool", "size": 2, "scale": "raw"},
+    ]
     clipped = client.post("/pipeline", json={"steps": steps_8bit, "format": "json"}).json()
     floating = client.post("/pipeline", json={"steps": steps_raw, "format": "json"}).json()
-    assert clipped["max"] <= 255 and clipped["min"] >= 0
+    assert clipped["max"] <= 255
+    assert clipped["min"] >= 0
     np.testing.assert_allclose(np.array(floating["pixels"]), _max2x2(raw), atol=1e-3)
-    assert floating["min"] < 0 and floating["max"] > 255
+    assert floating["min"] < 0
+    assert floating["max"] > 255
 
 
 def test_pipeline_raw_last_step_needs_json(client: TestClient) -> None:
@@ -46,7 +54,11 @@ def test_pipeline_raw_last_step_needs_json(client: TestClient) -> None:
 
 @pytest.mark.parametrize("steps", [1, 16])
 def test_pipeline_step_count_within_limit(client: TestClient, steps: int) -> None:
-    spec = {"image": {"pixels": [[5, 6], [7, 8]]}, "steps": [{"op": "pool", "size": 1}] * steps, "format": "json"}
+    spec = {
+        "image": {"pixels": [[5, 6], [7, 8]]},
+        "steps": [{"op": "pool", "size": 1}] * steps,
+        "format": "json",
+    }
     response = client.post("/pipeline", json=spec)
     assert response.status_code == 200
     assert response.json()["pixels"] == [[5, 6], [7, 8]]

@@ -13,7 +13,9 @@ from tests.conftest import decode_png, png_bytes
 RNG = np.random.default_rng(99)
 
 
-def _loop_pool(image: np.ndarray, size: tuple[int, int], stride: tuple[int, int], method: str, edge: str) -> np.ndarray:
+def _loop_pool(
+    image: np.ndarray, size: tuple[int, int], stride: tuple[int, int], method: str, edge: str
+) -> np.ndarray:
     """Reference: visit each window start with plain loops; partial windows cover what exists."""
     reduce = {"max": np.max, "min": np.min, "avg": np.mean}[method]
     rows, cols = image.shape[:2]
@@ -45,12 +47,21 @@ def test_pool_default_is_lesson_2x2_max(client: TestClient, ascent: np.ndarray) 
 @pytest.mark.parametrize(("size", "stride"), [(2, None), (3, 2), ([2, 3], [3, 1])])
 def test_pool_matches_loop(client: TestClient, method: str, edge: str, size, stride) -> None:
     image = RNG.integers(0, 256, (11, 9))
-    spec = {"image": {"pixels": image.tolist()}, "method": method, "size": size, "stride": stride, "edge": edge, "format": "json"}
+    spec = {
+        "image": {"pixels": image.tolist()},
+        "method": method,
+        "size": size,
+        "stride": stride,
+        "edge": edge,
+        "format": "json",
+    }
     response = client.post("/pool", json=spec)
     assert response.status_code == 200, response.text
     sz = (size, size) if isinstance(size, int) else tuple(size)
     st = sz if stride is None else ((stride, stride) if isinstance(stride, int) else tuple(stride))
-    np.testing.assert_array_equal(np.array(response.json()["pixels"]), _loop_pool(image.astype(float), sz, st, method, edge))
+    np.testing.assert_array_equal(
+        np.array(response.json()["pixels"]), _loop_pool(image.astype(float), sz, st, method, edge)
+    )
 
 
 def test_pool_rgb_upload_multipart(client: TestClient) -> None:
@@ -61,4 +72,6 @@ def test_pool_rgb_upload_multipart(client: TestClient) -> None:
     out = decode_png(response.content)
     assert out.shape == (3, 4, 3)
     for channel in range(3):
-        np.testing.assert_array_equal(out[..., channel], _loop_pool(rgb[..., channel], (2, 2), (2, 2), "max", "drop"))
+        np.testing.assert_array_equal(
+            out[..., channel], _loop_pool(rgb[..., channel], (2, 2), (2, 2), "max", "drop")
+        )

@@ -26,7 +26,9 @@ def test_uvicorn_serves_convolve_json_and_multipart(server: Server, ascent: np.n
     with httpx.Client(base_url=server.base_url, timeout=30) as client:
         by_json = client.post("/convolve", json={"preset": "sobel-x"})
         upload = {"image": ("a.png", png_bytes(ascent), "image/png")}
-        by_form = client.post("/convolve", files=upload, data={"spec": json.dumps({"preset": "sobel-x"})})
+        by_form = client.post(
+            "/convolve", files=upload, data={"spec": json.dumps({"preset": "sobel-x"})}
+        )
     assert by_json.status_code == 200
     assert by_form.status_code == 200
     expected = np.clip(ndimage.correlate(ascent.astype(float), sobel), 0, 255).astype(np.uint8)
