@@ -8,14 +8,37 @@ app uses and the FastAPI dependency tests override.
 from __future__ import annotations
 
 import json
+import math
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "IMGFILTER_"
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota.
+
+    ``os.cpu_count()`` reports the host's CPUs even inside a container limited to fewer, so
+    worker and concurrency defaults would oversubscribe it. The quota ``"<max> <period>"`` in
+    ``cpu.max`` gives ``ceil(max / period)`` CPUs; ``"max"`` means no quota.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
+
+
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
@@ -62,7 +85,7 @@ class Settings(BaseSettings):
 
     # --- work bounds -----------------------------------------------------------------------
     max_concurrency: int = Field(
-        default_factory=lambda: 2 * (os.cpu_count() or 1),
+        default_factory=lambda: 2 * available_cpus(),
         ge=1,
         description="Heavy operations running at once per worker process.",
     )
@@ -83,7 +106,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Bind address of `imgfilter serve`.")
     port: int = Field(8000, ge=1, le=65535, description="Port of `imgfilter serve`.")
     workers: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
+        default_factory=available_cpus,
         ge=1,
         le=64,
         description="Worker processes of `imgfilter serve`.",

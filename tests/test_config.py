@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
-from service.config import Settings, get_settings
+from service.config import Settings, available_cpus, get_settings
 from tests.conftest import make_settings
 
 
@@ -58,3 +60,19 @@ def test_bad_env_value_fails_at_startup(monkeypatch: pytest.MonkeyPatch) -> None
             get_settings()
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "cap"),
+    [("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000\n", 1), ("garbage", None)],
+)
+def test_available_cpus_honours_cgroup_quota(tmp_path, cpu_max: str, cap: int | None) -> None:
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    affinity = len(os.sched_getaffinity(0))
+    expected = affinity if cap is None else min(affinity, cap)
+    assert available_cpus(path) == expected
+
+
+def test_available_cpus_without_cgroup_file(tmp_path) -> None:
+    assert available_cpus(tmp_path / "missing") == len(os.sched_getaffinity(0))
