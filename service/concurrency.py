@@ -26,6 +26,7 @@ import anyio.to_thread
 
 from .config import Settings
 from .errors import OverloadedError, ProcessingTimeoutError
+from .observability import count_rejection
 
 T = TypeVar("T")
 
@@ -48,8 +49,6 @@ class WorkLimiter:
         return int(self._slots.borrowed_tokens)
 
     def _overloaded(self) -> OverloadedError:
-        from .observability import count_rejection
-
         count_rejection("overload")
         retry = str(max(1, math.ceil(self._queue_timeout)))
         return OverloadedError(

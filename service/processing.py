@@ -21,25 +21,33 @@ from .core.convolution import correlate
 from .core.errors import CoreError
 from .core.pooling import pool
 from .core.scaling import apply_scale
-from .errors import SpecError
+from .errors import PayloadTooLargeError, SpecError
 from .imaging import Decoded
-from .observability import observe_stage
+from .observability import count_rejection, observe_stage
 from .schemas import ConvolveParams, ImageRef, OutputFormat, PixelImage, PoolParams, Step
 
 
 def resolve_image(ref: ImageRef, upload: bytes | None, settings: Settings) -> Decoded:
     """The input image: an uploaded file, base64 ``data``, JSON ``pixels`` or ascent."""
     with observe_stage("decode"):
-        if upload is not None:
-            return imaging.decode(upload, max_pixels=settings.max_pixels)
-        if ref == "ascent":
-            return imaging.ascent()
-        if isinstance(ref, PixelImage):
-            decoded = imaging.from_pixels(ref.pixels)
-            if decoded.height * decoded.width > settings.max_pixels:
-                raise SpecError(("body", "image", "pixels"), "`pixels` exceed the pixel limit")
-            return decoded
-        return imaging.decode(imaging.decode_base64(ref.data), max_pixels=settings.max_pixels)
+        try:
+            if upload is not None:
+                return imaging.decode(upload, max_pixels=settings.max_pixels)
+            if ref == "ascent":
+                return imaging.ascent()
+            if isinstance(ref, PixelImage):
+                decoded = imaging.from_pixels(ref.pixels)
+                if decoded.height * decoded.width > settings.max_pixels:
+                    raise PayloadTooLargeError(
+                        f"`pixels` hold {decoded.height * decoded.width} pixels; "
+                        f"the limit is {settings.max_pixels} pixels"
+                    )
+                return decoded
+            data = imaging.decode_base64(ref.data)
+            return imaging.decode(data, max_pixels=settings.max_pixels)
+        except PayloadTooLargeError:
+            count_rejection("too_many_pixels")
+            raise
 
 
 def _prepare(image: Decoded, color: str) -> Decoded:

@@ -18,6 +18,7 @@ from starlette.requests import Request
 
 from ..config import Settings
 from ..errors import PayloadTooLargeError, SpecError, UnsupportedMediaError
+from ..observability import count_rejection
 from ..schemas import ImageRef, validation_context
 
 S = TypeVar("S", bound=BaseModel)
@@ -51,8 +52,6 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 
 def _reject_size(limit: int) -> None:
-    from ..observability import count_rejection
-
     count_rejection("too_many_bytes")
     raise PayloadTooLargeError(f"the request body exceeds the limit of {limit} bytes")
 

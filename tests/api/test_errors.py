@@ -301,3 +301,20 @@ def test_errors_carry_no_traceback_or_paths(client: TestClient) -> None:
     assert "Traceback" not in text
     assert "/work/" not in text
     assert ".py" not in text
+
+
+def _rejections(client: TestClient, reason: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(f'imgfilter_rejections_total{{reason="{reason}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_pixel_limit_rejections_are_counted_in_metrics(make_client) -> None:
+    client = make_client(max_pixels=10_000)
+    before = _rejections(client, "too_many_pixels")
+    files = {"image": ("big.png", png_bytes(np.zeros((101, 100), np.uint8)), "image/png")}
+    assert client.post("/pool", files=files, data={"spec": "{}"}).status_code == 413
+    big_pixels = {"image": {"pixels": [[0] * 101] * 100}}
+    assert client.post("/pool", json=big_pixels).status_code == 413
+    assert _rejections(client, "too_many_pixels") == before + 2
