@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.config import Settings, available_cpus, get_settings
-from tests.conftest import make_settings
+from tests.conftest import ROOT, make_settings
 
 
 def test_defaults_match_the_contract() -> None:
@@ -76,3 +76,20 @@ def test_available_cpus_honours_cgroup_quota(tmp_path, cpu_max: str, cap: int | 
 
 def test_available_cpus_without_cgroup_file(tmp_path) -> None:
     assert available_cpus(tmp_path / "missing") == len(os.sched_getaffinity(0))
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [
+        f"IMGFILTER_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`IMGFILTER_{name.upper()}`" not in readme
+    ]
+    assert not missing, f"add these to the README's settings table: {missing}"
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_block = readme.split("```")[1]
+    assert "make run" in first_block
+    assert "make test" in first_block
