@@ -285,7 +285,9 @@ class PoolParams(StrictModel):
 _FORMAT_DESCRIPTION = "`png` (image/png) or `json` (the array and its statistics)."
 
 
-class _OutputSpec(StrictModel):
+class OutputSpec(StrictModel):
+    """The output choice every endpoint spec shares."""
+
     format: OutputFormat = Field("png", description=_FORMAT_DESCRIPTION)
 
 
@@ -294,7 +296,7 @@ def _check_raw_output(scale: Scale, fmt: OutputFormat) -> None:
         raise ValueError("`scale: raw` gives float32 values, which only `format: json` can carry")
 
 
-class ConvolveSpec(ConvolveParams, _OutputSpec):
+class ConvolveSpec(ConvolveParams, OutputSpec):
     """``POST /convolve`` options (the multipart `spec` part)."""
 
     @model_validator(mode="after")
@@ -317,7 +319,7 @@ class ConvolveRequest(ConvolveSpec):
     )
 
 
-class PoolSpec(PoolParams, _OutputSpec):
+class PoolSpec(PoolParams, OutputSpec):
     """``POST /pool`` options (the multipart `spec` part)."""
 
     @model_validator(mode="after")
@@ -351,7 +353,7 @@ class PoolStep(PoolParams):
 Step = Annotated[ConvolveStep | PoolStep, Field(discriminator="op")]
 
 
-class PipelineSpec(_OutputSpec):
+class PipelineSpec(OutputSpec):
     """``POST /pipeline`` options: steps run in order, each on the previous one's output.
 
     Between steps the 8-bit result flows on, as in the lesson, unless a step says

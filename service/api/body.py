@@ -19,9 +19,9 @@ from starlette.requests import Request
 from ..config import Settings
 from ..errors import PayloadTooLargeError, SpecError, UnsupportedMediaError
 from ..observability import count_rejection
-from ..schemas import ImageRef, validation_context
+from ..schemas import ImageRef, OutputSpec, validation_context
 
-S = TypeVar("S", bound=BaseModel)
+S = TypeVar("S", bound=OutputSpec)
 
 _JSON_TYPES = ("application/json",)
 _MULTIPART = "multipart/form-data"

@@ -11,16 +11,16 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from fastapi import Request, Response
-from pydantic import BaseModel
 
 from .. import processing
 from ..concurrency import WorkLimiter
 from ..config import Settings
 from ..imaging import Decoded
 from ..observability import annotate
+from ..schemas import OutputSpec
 from .body import RawRequest, parse_spec, read_request
 
-S = TypeVar("S", bound=BaseModel)
+S = TypeVar("S", bound=OutputSpec)
 Operation = Callable[[Decoded, S, Settings], Decoded]
 
 
@@ -48,4 +48,4 @@ def _work(
     image = processing.resolve_image(ref, upload, settings)
     annotate(image=f"{image.width}x{image.height}x{image.channels}")
     result = operation(image, spec, settings)
-    return processing.render(result, spec.format, settings)  # type: ignore[attr-defined]
+    return processing.render(result, spec.format, settings)
