@@ -77,17 +77,20 @@ class Settings(BaseSettings):
         "huffman",
         description="zlib strategy of PNG output; 'huffman' is fastest at nearly the best size.",
     )
-    png_filter: Literal["none", "sub", "up", "avg", "paeth", "adaptive"] = Field(
-        "paeth",
-        description="PNG row filter; 'paeth' is about 2x faster than 'adaptive' (per-row "
-        "choice, Pillow's) at a size within a few percent.",
+    png_filter: Literal["auto", "none", "sub", "up", "avg", "paeth", "adaptive"] = Field(
+        "auto",
+        description="PNG row filter. 'auto': 'none' when a quarter or more of the bytes are 0 "
+        "(edge maps), else 'paeth'; both are about 2x faster than 'adaptive' (per-row choice, "
+        "Pillow's) at a size within a few percent or smaller.",
     )
 
     # --- work bounds -----------------------------------------------------------------------
     max_concurrency: int = Field(
-        default_factory=lambda: 2 * available_cpus(),
+        1,
         ge=1,
-        description="Heavy operations running at once per worker process.",
+        description="Heavy operations running at once per worker process. The workers spread "
+        "over the CPUs; more threads per worker contend for the GIL and widen the latency "
+        "tail. Raise it when single requests are slow (longer than the queue timeout).",
     )
     max_queue: int = Field(
         32,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -196,6 +198,33 @@ def test_encode_png_roundtrip_every_row_filter(channels: int, row_filter: str, l
     with Image.open(io.BytesIO(data)) as img:
         assert img.mode == {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
     np.testing.assert_array_equal(decode_png(data), pixels[:, ::-1])
+
+
+def _row_filter_types(data: bytes, row_bytes: int) -> set[int]:
+    """The filter-type byte of every row after the first, read from the PNG's IDAT stream."""
+    idat = b""
+    pos = 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        if data[pos + 4 : pos + 8] == b"IDAT":
+            idat += data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    return set(raw[row_bytes + 1 :: row_bytes + 1])
+
+
+@pytest.mark.parametrize(
+    ("zero_fraction", "expected"),
+    [(0.0, {4}), (0.2, {4}), (0.25, {0}), (0.6, {0})],  # 0 = None, 4 = Paeth (PNG spec)
+)
+def test_encode_png_auto_filter_none_for_sparse_images(
+    zero_fraction: float, expected: set[int]
+) -> None:
+    pixels = RNG.integers(1, 256, (40, 25), dtype=np.uint8)
+    pixels.flat[: int(zero_fraction * pixels.size)] = 0
+    data = imaging.encode_png(pixels, compress_level=1, strategy="huffman", row_filter="auto")
+    assert _row_filter_types(data, row_bytes=25) == expected
+    np.testing.assert_array_equal(decode_png(data), pixels)
 
 
 def test_encode_png_refuses_float() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import signal
 import socket
 import statistics
@@ -22,7 +23,7 @@ import httpx
 import pytest
 
 from service import cli
-from service.server import bind_socket
+from service.server import WorkerSockets, bind_anchor, bind_socket, cap_malloc_arenas
 from tests.conftest import ROOT
 from tests.servers import free_port, wait_healthy
 
@@ -116,6 +117,57 @@ def test_bind_socket_refuses_port_in_use() -> None:
         taken.listen()
         with pytest.raises(OSError, match="in use"):
             bind_socket("127.0.0.1", taken.getsockname()[1])
+
+
+def test_bind_anchor_refuses_port_in_use_even_by_another_anchor() -> None:
+    with bind_anchor("127.0.0.1", 0) as anchor:
+        port = anchor.getsockname()[1]
+        with pytest.raises(OSError, match="in use"):
+            bind_anchor("127.0.0.1", port)  # a second server must not join the port silently
+        with pytest.raises(OSError, match="in use"):
+            bind_socket("127.0.0.1", port)
+
+
+def test_cap_malloc_arenas_defaults_to_two_and_keeps_the_operators_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    cap_malloc_arenas()
+    assert os.environ["MALLOC_ARENA_MAX"] == "2"  # inherited by the spawned workers
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    cap_malloc_arenas()
+    assert os.environ["MALLOC_ARENA_MAX"] == "4"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT balancing is Linux's")
+def test_worker_sockets_bind_one_socket_per_worker_and_share_connections() -> None:
+    with bind_anchor("127.0.0.1", 0) as anchor:
+        address = anchor.getsockname()[:2]
+        spec = WorkerSockets(*address)
+        # what each spawned worker gets: unpickling binds that worker's own socket
+        workers = [pickle.loads(pickle.dumps(spec)) for _ in range(2)]
+        listeners = [sockets[0] for sockets in workers]
+        with contextlib.ExitStack() as stack:
+            for listener in listeners:
+                stack.enter_context(listener)
+                assert listener.getsockname()[:2] == address
+                assert listener.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
+                assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                listener.listen(128)
+                listener.setblocking(False)
+            clients = [stack.enter_context(socket.create_connection(address)) for _ in range(64)]
+            accepted = [0, 0]
+            deadline = time.monotonic() + 5
+            while sum(accepted) < len(clients) and time.monotonic() < deadline:
+                for index, listener in enumerate(listeners):
+                    with contextlib.suppress(BlockingIOError):
+                        connection, _ = listener.accept()
+                        connection.close()
+                        accepted[index] += 1
+        # the anchor does not listen, so every connection reached a worker's socket, and the
+        # kernel spread them (all 64 on one socket has probability 2**-63)
+        assert sum(accepted) == 64
+        assert min(accepted) > 0, accepted
 
 
 def test_keepalive_responses_skip_delayed_ack_on_asyncio_loop(tmp_path: Path) -> None:

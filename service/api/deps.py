@@ -1,4 +1,8 @@
-"""Dependencies shared by the routers, as ``Annotated`` aliases."""
+"""Dependencies shared by the routers, as ``Annotated`` aliases.
+
+They are ``async def`` although they never wait: FastAPI runs a plain ``def`` dependency in
+its threadpool, a thread round trip per dependency and request (issue 4's profile).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from ..concurrency import WorkLimiter
 from ..config import Settings
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """The ``Settings`` the app was built with (``create_app(settings)``)."""
     settings: Settings = request.app.state.settings
     return settings
@@ -19,7 +23,7 @@ def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_work_limiter(request: Request) -> WorkLimiter:
+async def get_work_limiter(request: Request) -> WorkLimiter:
     """The per-process ``WorkLimiter`` that ``create_app`` stored on ``app.state``."""
     limiter: WorkLimiter = request.app.state.work_limiter
     return limiter

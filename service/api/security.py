@@ -32,8 +32,11 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-def require_api_key(request: Request, settings: SettingsDep) -> None:
-    """Dependency: 401 unless API keys are off or the request carries a configured one."""
+async def require_api_key(request: Request, settings: SettingsDep) -> None:
+    """Dependency: 401 unless API keys are off or the request carries a configured one.
+
+    ``async`` so FastAPI calls it on the event loop, not through its threadpool.
+    """
     keys = settings.api_keys
     if not keys:
         return
