@@ -425,7 +425,27 @@ def _plan(
         needs = {"separable": "a rank-1 kernel", "box": "a kernel with all entries equal"}
         raise KernelError("kernel", f"method {method!r} needs {needs[method]}")
     first, second, factor = options[method]
+    if second:  # either pass may take the sign: the result is linear in each
+        second, factor = _absorb_sign(second, factor)
+        if method == "separable":
+            first, factor = _absorb_sign(first, factor)
+    else:
+        first, factor = _absorb_sign(first, factor)
     return _Plan(kern, anchor, width, work, exact, method, factor, first, second, (l1, l2))
+
+
+def _absorb_sign(ops: tuple[Op, ...], factor: float) -> tuple[tuple[Op, ...], float]:
+    """Make a negative final ``factor`` positive by swapping the operands of a final subtract.
+
+    ``acc = a - b`` times ``-f`` is ``acc = b - a`` times ``f``; a factor of exactly 1 then
+    saves the emit's multiply (Sobel's ``[-1, 0, 1]`` factor leaves ``-1`` otherwise).
+    """
+    if factor >= 0 or not ops:
+        return ops, factor
+    kind, dst, a, b, extra = ops[-1]
+    if kind != "sub" or dst != "acc" or not isinstance(b, tuple):
+        return ops, factor
+    return (*ops[:-1], ("sub", dst, b, a, extra)), -factor
 
 
 # --------------------------------------------------------------------------------------------
@@ -716,11 +736,19 @@ def _correlate_plane(
 
 
 def _emit(acc: Array, out: Array, scale: float, rint: bool = False) -> None:
-    """``out = float32(rint?(acc) * scale)``; the product is in float64 for integer ``acc``."""
+    """``out = float32(rint?(acc) * scale)``; the product is in float64 for integer ``acc``.
+
+    An int16 ``acc`` and a ``scale`` that float32 holds exactly are converted first and
+    multiplied in float32 (three times faster): both factors have at most 24 significant
+    bits, so the float64 product is exact and either way is rounded once to float32.
+    """
     if rint and acc.dtype.kind == "f":
         np.rint(acc, out=acc)
     if scale == 1.0:
         np.copyto(out, acc, casting="unsafe")
+    elif acc.dtype == np.int16 and abs(scale) < 2.0**127 and float(np.float32(scale)) == scale:
+        np.copyto(out, acc, casting="unsafe")
+        np.multiply(out, np.float32(scale), out=out)
     else:
         np.multiply(acc, scale, out=out, casting="unsafe")
 
