@@ -99,8 +99,10 @@ def test_correlate_kernel_larger_than_image_matches_scipy(mode, flip, shape):
 def test_correlate_tiny_image_matches_scipy(mode, image_shape):
     image = RNG.integers(0, 256, image_shape).astype(np.uint8)
     kernel = RNG.integers(-3, 4, (5, 4))
-    out = correlate(image, kernel, border=mode, cval=1)
-    np.testing.assert_array_equal(out, scipy_reference(image, kernel, mode, 1))
+    # fft too: one output row makes its tile exactly kernel-high (one output per tile row)
+    for method in ("direct", "fft"):
+        out = correlate(image, kernel, border=mode, cval=1, method=method)
+        np.testing.assert_array_equal(out, scipy_reference(image, kernel, mode, 1), err_msg=method)
 
 
 @pytest.mark.parametrize("mode", SCIPY_MODES)
@@ -452,6 +454,159 @@ def test_correlate_huge_fft_tiles_cover_a_big_image():
     np.testing.assert_array_equal(out, scipy_reference(image, kernel, "mirror"))
 
 
+# --- accumulator limits, caches and other corners -------------------------------------------
+
+# Integer sums at the edge of what an int16 accumulator holds (|sum| <= 32767): the dtype
+# bound must count the worst pixel (dtype range, most negative value, cval) times sum |k|.
+_CASE_RNG = np.random.default_rng(32768)  # its own generator: RNG's draws stay as they were
+ACCUMULATOR_CASES = {
+    # 255 * 129 = 32895, one kernel unit over int16 (255 * 128 = 32640 still fits)
+    "uint8-255-sum-129": (np.full((9, 50), 255, np.uint8), np.ones((3, 43)), "reflect", 0),
+    "uint8-255-sum-128": (np.full((9, 50), 255, np.uint8), np.ones((4, 32)), "reflect", 0),
+    # -128 * -2 over 128 taps = 32768: the direct program's one multiply by -2 forms it
+    "int8-minus-128": (np.full((12, 20), -128, np.int8), np.full((8, 16), -2), "nearest", 0),
+    # the 7 x 7 corner window holds 33 padding pixels of cval 2000: 66000
+    "constant-cval-2000": (np.zeros((10, 10), np.uint8), np.ones((7, 7)), "constant", 2000),
+    # int16 pixels down to -30000: a pair sums to about -60000 (the max alone is ~10)
+    "int16-negative": (
+        _CASE_RNG.integers(-30000, 11, (9, 11)).astype(np.int16),
+        np.ones((1, 2)),
+        "reflect",
+        0,
+    ),
+    "bool": (
+        _CASE_RNG.integers(0, 2, (13, 14)).astype(bool),
+        _CASE_RNG.integers(-3, 4, (3, 4)),
+        "wrap",
+        0,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(ACCUMULATOR_CASES))
+def test_correlate_integer_sums_at_the_int16_limit_are_exact(name):
+    image, kernel, border, cval = ACCUMULATOR_CASES[name]
+    expected = scipy_reference(image, kernel, border, cval)
+    for method in applicable_methods(kernel):
+        out = correlate(image, kernel, border=border, cval=cval, method=method)
+        np.testing.assert_array_equal(out, expected.astype(np.float32), err_msg=method)
+
+
+@pytest.mark.parametrize("weight", [3.0, 0.75])
+def test_correlate_int32_sums_are_scaled_in_float64(weight):
+    # sums over 2**24 (uint16 pixels near 65535, 289 taps): rounding them to float32 before
+    # the multiply would round twice; the contract is float32(sum * weight), one rounding
+    image = RNG.integers(60000, 65536, (24, 25)).astype(np.uint16)
+    kernel = np.ones((17, 17))
+    sums = exact_sums(image, kernel)
+    assert sums.max() > 2**24
+    expected = (sums * weight).astype(np.float32)
+    for method in applicable_methods(kernel):
+        out = correlate(image, kernel, weight=weight, method=method)
+        np.testing.assert_array_equal(out, expected, err_msg=method)
+
+
+def test_correlate_integer_kernel_with_fractional_cval_keeps_the_fraction():
+    # cval 7.5 is not an integer: the padding must not be truncated to 7 by an integer path
+    image = RNG.integers(0, 256, (9, 11)).astype(np.uint8)
+    expected = scipy_reference(image, SOBEL_X, "constant", 7.5)
+    for method in applicable_methods(SOBEL_X):
+        out = correlate(image, SOBEL_X, border="constant", cval=7.5, method=method)
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-3, err_msg=method)
+
+
+def test_correlate_normalize_divides_by_a_negative_sum():
+    image = RNG.integers(0, 256, (15, 13)).astype(np.uint8)
+    for kernel in (np.array([[-1, -2], [-1, 1]]), np.array([[0.5, -1.25, -0.75]])):
+        out = correlate(image, kernel, normalize=True)
+        assert_close_to(out, scipy_reference(image, kernel / kernel.sum()))
+
+
+def test_correlate_float_multiple_of_integer_kernel_with_inexact_step_is_exact():
+    # 0.1 * binomial: the integer sums times the step 0.1 in float64, rounded once to float32
+    binomial = np.outer([1, 2, 1], [1, 2, 1])
+    image = RNG.integers(0, 256, (21, 18)).astype(np.uint8)
+    expected = (exact_sums(image, binomial) * 0.1).astype(np.float32)
+    for method in ("direct", "separable", "fft"):
+        out = correlate(image, binomial * 0.1, method=method)
+        np.testing.assert_array_equal(out, expected, err_msg=method)
+
+
+@pytest.mark.parametrize(
+    "kernel",
+    [
+        [[0, 1, 2, 1]],  # (1 + x)^2 after a zero: the peeled chain starts one tap in
+        [[0, 0, 2, 3, 1, 0]],  # (1 + x)(2 + x) after zeros: the remainder's taps start late
+        np.outer([0, 1, -1], [0, 3, 3]),  # (1 - x) and 3 (1 + x), each after a zero
+        np.outer([0, 0, 2, 3, 1], [1, 2, 1, 0]),
+    ],
+)
+def test_correlate_separable_kernels_with_zero_margins_match_scipy(kernel):
+    kernel = np.asarray(kernel)
+    image = RNG.integers(0, 256, (17, 19)).astype(np.uint8)
+    for k in (kernel, kernel.T):
+        for flip in (False, True):
+            expected = scipy_reference(image, k, "wrap", flip=flip)
+            for method in ("separable", "direct"):
+                out = correlate(image, k, border="wrap", flip=flip, method=method)
+                np.testing.assert_array_equal(out, expected, err_msg=f"{method} {k.shape}")
+
+
+def test_correlate_nearly_separable_float_kernel_is_not_factored():
+    # 1e-4 off rank 1: a factorisation would be off by ~1 grey level on 8-bit sums
+    g = np.exp(-(np.arange(-4, 5) ** 2) / 6.0)
+    kernel = np.outer(g, g) + 1e-4 * RNG.standard_normal((9, 9))
+    image = RNG.integers(0, 256, (60, 70)).astype(np.uint8)
+    assert_close_to(correlate(image, kernel), scipy_reference(image, kernel))
+    with pytest.raises(KernelError, match="rank-1"):
+        correlate(image, kernel, method="separable")
+
+
+def test_correlate_plan_cache_tells_accumulator_dtypes_apart():
+    # same kernel, same size: uint8 pixels sum in int16, uint16 ones need int32 -- a plan
+    # cached for the first must not be reused for the second
+    kernel = np.array([[3, -7, 2, 9], [-8, 5, 1, -6], [4, 6, -9, 2]])
+    small = RNG.integers(0, 256, (23, 19)).astype(np.uint8)
+    big = RNG.integers(0, 65536, (23, 19)).astype(np.uint16)
+    for image in (small, big):
+        out = correlate(image, kernel, method="direct")
+        np.testing.assert_array_equal(out, scipy_reference(image, kernel), err_msg=image.dtype)
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 2), (2, 1), (2, 2), (4, 4), (8, 3), (5, 16), (1, 32), (6, 12), (7, 9)]
+)
+def test_correlate_box_path_windows_of_every_width_match_scipy(shape):
+    # the doubling window sums: powers of two (the last doubling is the answer) and others
+    image = RNG.integers(0, 256, (40, 45)).astype(np.uint8)
+    for value in (3, -1):
+        kernel = np.full(shape, value)
+        for border in ("reflect", "constant"):
+            out = correlate(image, kernel, border=border, cval=1, method="box")
+            expected = scipy_reference(image, kernel, border, 1)
+            np.testing.assert_array_equal(out, expected, err_msg=f"{value} {border}")
+
+
+def test_correlate_integer_sums_beyond_int64_are_summed_in_float64():
+    # pixels near 2**59 times sum |k| = 41: sums near 2**64 would wrap in an int64 accumulator
+    kernel = np.array([[2, 7, 1], [8, 2, 8], [1, 8, 3]])
+    huge = RNG.integers(2**58, 2**59, (16, 18))
+    for method in ("direct", "fft"):
+        out = correlate(huge, kernel, method=method)
+        np.testing.assert_allclose(out, scipy_reference(huge, kernel), rtol=1e-6, err_msg=method)
+
+
+def test_correlate_plan_cache_tells_exact_and_float_sums_apart():
+    # int64 pixels too large for any integer accumulator sum in float64 but, being integers,
+    # have their FFT result rounded; float64 pixels of the same size must not be rounded
+    kernel = np.array([[3, 1, 4], [1, 5, 9], [2, 6, 5]])
+    huge = RNG.integers(2**58, 2**59, (16, 18))
+    out = correlate(huge, kernel, method="fft")
+    np.testing.assert_allclose(out, scipy_reference(huge, kernel), rtol=1e-6)
+    floats = RNG.random((16, 18))
+    assert_close_to(correlate(floats, kernel, method="fft"), scipy_reference(floats, kernel))
+
+
 # --- padding ------------------------------------------------------------------------------------
 
 
@@ -523,6 +678,7 @@ def test_correlate_rejects_bad_kernels(kernel, message):
 def test_correlate_max_kernel_side_is_configurable():
     image = np.zeros((9, 9), np.uint8)
     assert correlate(image, np.ones((9, 2)), max_kernel_side=9).shape == (9, 9)
+    assert correlate(image, [[2]], max_kernel_side=1).shape == (9, 9)  # the smallest limit
     with pytest.raises(KernelError, match="at most 8"):
         correlate(image, np.ones((9, 2)), max_kernel_side=8)
     with pytest.raises(ParameterError) as info:
@@ -557,6 +713,9 @@ def test_correlate_rejects_bad_images(image, message):
         ({"method": "winograd"}, "method"),
         ({"weight": float("nan")}, "weight"),
         ({"weight": "2"}, "weight"),
+        ({"weight": True}, "weight"),
+        ({"cval": False}, "cval"),
+        ({"max_kernel_side": True}, "max_kernel_side"),
         ({"cval": float("inf")}, "cval"),
         ({"flip": "yes"}, "flip"),
         ({"normalize": 1}, "normalize"),
@@ -570,6 +729,12 @@ def test_correlate_rejects_bad_parameters(kwargs, param):
     assert f"`{param}`" in str(info.value)
 
 
+def test_correlate_alpha_needs_a_spare_channel():
+    with pytest.raises(ParameterError) as info:
+        correlate(np.zeros((4, 4, 1), np.uint8), [[1]], alpha=True)
+    assert info.value.param == "alpha"
+
+
 @pytest.mark.parametrize(("method", "kernel"), [("separable", LAPLACIAN), ("box", SOBEL_X)])
 def test_correlate_rejects_forced_method_that_does_not_apply(method, kernel):
     with pytest.raises(KernelError, match=method) as info:
@@ -580,12 +745,16 @@ def test_correlate_rejects_forced_method_that_does_not_apply(method, kernel):
 # --- caches and threads -----------------------------------------------------------------------
 
 
-def test_correlate_same_kernel_bytes_different_shapes_are_different_kernels():
-    image = RNG.integers(0, 256, (10, 10)).astype(np.uint8)
+@pytest.mark.parametrize("method", ["auto", "fft"])
+def test_correlate_same_kernel_bytes_different_shapes_are_different_kernels(method):
+    image = RNG.integers(0, 256, (12, 12)).astype(np.uint8)
     row, square = np.array([[1, 2, 3, 4]]), np.array([[1, 2], [3, 4]])
     assert row.astype(float).tobytes() == square.astype(float).tobytes()
-    np.testing.assert_array_equal(correlate(image, row), scipy_reference(image, row))
-    np.testing.assert_array_equal(correlate(image, square), scipy_reference(image, square))
+    # 2 x 4 and 4 x 2 also share the FFT tile on a 12 x 12 image (and so its spectrum cache)
+    wide, tall = np.arange(1, 9).reshape(2, 4), np.arange(1, 9).reshape(4, 2)
+    for kernel in (row, square, wide, tall):
+        out = correlate(image, kernel, method=method)
+        np.testing.assert_array_equal(out, scipy_reference(image, kernel), err_msg=kernel.shape)
 
 
 def test_correlate_is_thread_safe(ascent):

@@ -93,6 +93,43 @@ def test_presets_power_of_two_weights_are_exact():
         assert weight == 2.0 ** round(np.log2(weight))
 
 
+# Every preset as printed in its source (see the module docstring of service.core.kernels),
+# written out by hand: a changed entry that keeps the kernel's sum must still fail here.
+PUBLISHED = {
+    "identity": (((0, 0, 0), (0, 1, 0), (0, 0, 0)), 1.0),
+    "laplacian": (((0, 1, 0), (1, -4, 1), (0, 1, 0)), 1.0),
+    "sobel-x": (((-1, 0, 1), (-2, 0, 2), (-1, 0, 1)), 1.0),
+    "sobel-y": (((-1, -2, -1), (0, 0, 0), (1, 2, 1)), 1.0),
+    "box-3": (((1, 1, 1),) * 3, 1 / 9),
+    "box-5": (((1, 1, 1, 1, 1),) * 5, 1 / 25),
+    "gaussian-3": (((1, 2, 1), (2, 4, 2), (1, 2, 1)), 1 / 16),
+    "gaussian-5": (
+        (
+            (1, 4, 6, 4, 1),
+            (4, 16, 24, 16, 4),
+            (6, 24, 36, 24, 6),
+            (4, 16, 24, 16, 4),
+            (1, 4, 6, 4, 1),
+        ),
+        1 / 256,
+    ),
+    "sharpen": (((0, -1, 0), (-1, 5, -1), (0, -1, 0)), 1.0),
+    "emboss": (((-2, -1, 0), (-1, 1, 1), (0, 1, 2)), 1.0),
+    "outline": (((-1, -1, -1), (-1, 8, -1), (-1, -1, -1)), 1.0),
+    "prewitt-x": (((-1, 0, 1), (-1, 0, 1), (-1, 0, 1)), 1.0),
+    "prewitt-y": (((-1, -1, -1), (0, 0, 0), (1, 1, 1)), 1.0),
+    "scharr-x": (((-3, 0, 3), (-10, 0, 10), (-3, 0, 3)), 1.0),
+    "scharr-y": (((-3, -10, -3), (0, 0, 0), (3, 10, 3)), 1.0),
+}
+
+
+@pytest.mark.parametrize("name", EXPECTED_NAMES)
+def test_presets_every_kernel_and_weight_as_published(name):
+    kernel, weight = PUBLISHED[name]
+    assert get_preset(name).kernel == kernel
+    assert get_preset(name).weight == weight
+
+
 @pytest.mark.parametrize(("x", "y"), [("sobel-x", "sobel-y"), ("prewitt-x", "prewitt-y"),
                                       ("scharr-x", "scharr-y")])  # fmt: skip
 def test_presets_y_kernel_is_x_transposed(x, y):

@@ -253,10 +253,42 @@ def test_pool_returns_new_array():
     np.testing.assert_array_equal(img, before)
 
 
-def test_pool_huge_stride_gives_one_window():
+@pytest.mark.parametrize("method", ["max", "avg", "min"])
+def test_pool_huge_stride_gives_one_window(method):
     img = random_image((7, 9), np.uint8)
-    got = pool(img, 3, 10**30, edge="partial")
-    np.testing.assert_array_equal(got, [[img[:3, :3].max()]])
+    got = pool(img, 3, 10**30, method=method, edge="partial")
+    np.testing.assert_array_equal(got, loop_pool(img, 3, 3, method, "drop")[:1, :1])
+    got = pool(img, 3, (2, 10**30), method=method, edge="partial")
+    np.testing.assert_array_equal(got, loop_pool(img, 3, 2, method, "partial")[:, :1])
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value", "size"),
+    [
+        (np.uint8, 255, (6, 43)),  # 258 * 255 = 65790: one pixel too many for np.uint16
+        (np.uint8, 255, (1, 64)),
+        (np.int8, -128, (16, 16)),  # 256 * -128 = -32768 still fits np.int16
+        (np.int8, -128, (13, 20)),  # 260 * -128 = -33280 does not
+        (np.int8, 127, (13, 20)),
+        (np.bool_, True, (64, 64)),
+    ],
+)
+def test_pool_avg_of_8bit_windows_at_the_accumulator_limits(dtype, value, size):
+    # a constant image: every window's exact mean is the value itself
+    img = np.full((66, 70), value, dtype=dtype)
+    for edge in ("drop", "partial"):
+        got = pool(img, size, 1, method="avg", edge=edge)
+        np.testing.assert_array_equal(got, np.full(got.shape, value, np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint32])
+def test_pool_avg_of_large_integers_is_the_correctly_rounded_mean(dtype):
+    # sums far over 2**24: they must reach the division in float64, not rounded to float32
+    high = 2**31 - 1 if dtype == np.int32 else 2**40
+    img = RNG.integers(high // 2, high, (9, 10)).astype(dtype)
+    for size, stride in [(2, 2), (3, 1), ((2, 5), (1, 3))]:
+        got = pool(img, size, stride, method="avg", edge="partial")
+        np.testing.assert_array_equal(got, loop_pool(img, size, stride, "avg", "partial"))
 
 
 def _torch_output_size(length: int, size: int, stride: int, ceil_mode: bool) -> int:

@@ -44,7 +44,7 @@ def test_apply_scale_clamp_truncates_float64_without_rounding_to_float32():
     np.testing.assert_array_equal(apply_scale(values), [[254, 0]])
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int64, np.bool_])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int64, np.bool_])
 def test_apply_scale_clamp_integer_inputs(dtype):
     values = RNG.integers(-400, 400, (6, 7)).astype(dtype)
     np.testing.assert_array_equal(apply_scale(values), clamp_reference(values))
@@ -75,6 +75,24 @@ def test_apply_scale_normalize_maps_colour_channels_jointly():
     assert out.max() == 255
 
 
+def test_apply_scale_normalize_range_ignores_alpha():
+    # alpha far outside the colour range: lo and hi come from the colour channels only
+    values = np.zeros((3, 4, 2))
+    values[..., 0] = RNG.uniform(0, 10, (3, 4))
+    values[..., 1] = [[-500, 0, 40, 900]] * 3
+    out = apply_scale(values, "normalize", alpha=True)
+    np.testing.assert_array_equal(out[..., 0], normalize_reference(values[..., 0]))
+    np.testing.assert_array_equal(out[..., 1], [[0, 0, 40, 255]] * 3)
+
+
+def test_apply_scale_normalize_works_in_float64():
+    # a range of 2**-19 at 1e6: float32 cannot tell these values apart, float64 can
+    values = 1e6 + np.array([[0.0, 2.0**-20, 2.0**-19]])
+    out = apply_scale(values, "normalize")
+    np.testing.assert_array_equal(out, normalize_reference(values))
+    np.testing.assert_array_equal(out, [[0, 128, 255]])  # 127.5: ties to even
+
+
 def test_apply_scale_alpha_is_only_clamped():
     values = RNG.standard_normal((4, 5, 4)) * 200
     values[..., 3] = [[-5, 0.5, 100.7, 300, 255]] * 4
@@ -91,6 +109,7 @@ def test_apply_scale_raw_is_float32_unchanged():
     np.testing.assert_array_equal(out, values.astype(np.float32))
     as_float32 = values.astype(np.float32)
     np.testing.assert_array_equal(apply_scale(as_float32, "raw", alpha=False), as_float32)
+    assert apply_scale(as_float32, "raw") is as_float32  # float32 input: returned, not copied
 
 
 @pytest.mark.parametrize("scale", ["", "Clamp", "log", None, 1])
