@@ -31,3 +31,21 @@ def bomb_png(width: int = 50_000, height: int = 50_000) -> bytes:
         + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
         + png_chunk(b"IEND", b"")
     )
+
+
+def png_row_filters(data: bytes) -> list[int]:
+    """The filter-type byte (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth) of every row of an
+    8-bit, non-interlaced PNG, read from its IHDR and inflated IDAT stream."""
+    width, height, depth, color_type = struct.unpack(">IIBB", data[16:26])
+    assert depth == 8
+    row_bytes = width * {0: 1, 2: 3, 4: 2, 6: 4}[color_type] + 1
+    idat = b""
+    pos = 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        if data[pos + 4 : pos + 8] == b"IDAT":
+            idat += data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    assert len(raw) == height * row_bytes
+    return list(raw[::row_bytes])

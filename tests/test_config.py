@@ -44,12 +44,41 @@ def test_csv_lists_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"png_compress_level": 10}, "png_compress_level"),
         ({"max_pixels": 100, "max_kernel_side": 11}, "max_kernel_side squared"),
         ({"api_keys": ["short"]}, "at least 16 characters"),
+        ({"api_keys": ["k" * 16, "k" * 15]}, "at least 16 characters"),
+        ({"max_pixels": 100, "max_kernel_side": 9, "max_pool_size": 11}, "max_pool_size squared"),
+        ({"max_upload_bytes": 1023}, "max_upload_bytes"),
+        ({"max_queue": -1}, "max_queue"),
+        ({"max_concurrency": 0}, "max_concurrency"),
+        ({"queue_timeout_s": 0}, "queue_timeout_s"),
+        ({"processing_timeout_s": 0}, "processing_timeout_s"),
         ({"log_level": "loud"}, "log_level"),
     ],
 )
 def test_bad_values_fail_with_clear_message(overrides: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         make_settings(**overrides)
+
+
+def test_limits_at_their_bounds_are_accepted() -> None:
+    settings = make_settings(
+        api_keys=["k" * 16],
+        max_pixels=100,
+        max_kernel_side=10,
+        max_pool_size=10,
+        max_upload_bytes=1024,
+        max_queue=0,
+    )
+    assert settings.api_keys == ["k" * 16]
+    assert (settings.max_kernel_side, settings.max_pool_size) == (10, 10)
+
+
+def test_empty_env_value_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty ``IMGFILTER_X=`` (a blank ``.env`` line or export) leaves the default."""
+    monkeypatch.setenv("IMGFILTER_MAX_PIXELS", "")
+    monkeypatch.setenv("IMGFILTER_PNG_STRATEGY", "")
+    settings = Settings(_env_file=None)
+    assert settings.max_pixels == 40_000_000
+    assert settings.png_strategy == "huffman"
 
 
 def test_bad_env_value_fails_at_startup(monkeypatch: pytest.MonkeyPatch) -> None:

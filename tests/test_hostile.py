@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -641,6 +642,31 @@ def test_structured_json_suffix_is_accepted(client: TestClient) -> None:
     assert response.json()["pixels"] == [[5]]
 
 
+@pytest.mark.parametrize("content_type", ["Application/JSON", "APPLICATION/JSON; charset=UTF-8"])
+def test_json_content_type_is_case_insensitive(client: TestClient, content_type: str) -> None:
+    """Media types are case-insensitive (RFC 9110, section 8.3.1)."""
+    body = json.dumps({"image": {"pixels": [[5]]}, **IDENTITY})
+    response = client.post("/pool", content=body, headers={"content-type": content_type})
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["pixels"] == [[5]]
+
+
+def test_multipart_content_type_is_case_insensitive(client: TestClient) -> None:
+    pixels = np.array([[9, 0], [0, 9]], np.uint8)
+    request = httpx.Request(
+        "POST",
+        "http://test/pool",
+        files={"image": ("a.png", png_bytes(pixels), "image/png")},
+        data={"spec": json.dumps(IDENTITY)},
+    )
+    content_type = request.headers["content-type"].replace(
+        "multipart/form-data", "Multipart/Form-Data"
+    )
+    response = client.post("/pool", content=request.read(), headers={"content-type": content_type})
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["pixels"] == pixels.tolist()
+
+
 @pytest.mark.parametrize(
     "body", [b"[]", b'[{"size": 2}]', b'"size"', b"2", b"null", b"true", b'""']
 )
@@ -772,6 +798,7 @@ def test_multipart_spec_as_file_part_is_422(client: TestClient) -> None:
     response = client.post("/pool", files={"spec": ("spec.json", b"{}", "application/json")})
     detail = assert_error(response, 422)
     assert detail[0]["loc"] == ["body", "spec"]
+    assert "text part" in detail[0]["msg"]  # says what to send instead
     assert_alive(client)
 
 

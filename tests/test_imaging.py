@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import struct
@@ -72,6 +73,33 @@ def test_decode_palette_with_transparency_gives_rgba() -> None:
     assert decoded.pixels[0, 0, 3] == 0
 
 
+def test_decode_palette_alpha_tiff_gives_rgba() -> None:
+    """A ``PA`` TIFF (palette index + alpha sample, no ``transparency`` entry) keeps its alpha."""
+    img = Image.new("PA", (3, 1))
+    img.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 759)
+    img.putdata([(0, 255), (1, 128), (2, 0)])
+    data = encode(img, "TIFF")
+    with Image.open(io.BytesIO(data)) as reopened:
+        assert reopened.mode == "PA"  # the file really holds the PA mode under test
+    decoded = imaging.decode(data, max_pixels=100)
+    assert decoded.alpha
+    np.testing.assert_array_equal(
+        decoded.pixels, [[[255, 0, 0, 255], [0, 255, 0, 128], [0, 0, 255, 0]]]
+    )
+
+
+def test_decode_mpo_takes_the_first_picture() -> None:
+    """A multi-picture JPEG (camera MPO, opened by Pillow as format ``MPO``) is accepted."""
+    first, second = Image.new("RGB", (8, 8), (250, 0, 0)), Image.new("RGB", (8, 8), (0, 0, 250))
+    data = encode(first, "MPO", save_all=True, append_images=[second])
+    with Image.open(io.BytesIO(data)) as reopened:
+        assert reopened.format == "MPO"
+    decoded = imaging.decode(data, max_pixels=100)
+    assert decoded.pixels.shape == (8, 8, 3)
+    assert decoded.pixels[..., 0].min() > 200  # red: the first picture, not the blue second
+    assert decoded.pixels[..., 2].max() < 50
+
+
 def test_decode_cmyk_jpeg_gives_rgb() -> None:
     img = Image.new("CMYK", (4, 4), (0, 255, 255, 0))
     decoded = imaging.decode(encode(img, "JPEG"), max_pixels=100)
@@ -102,6 +130,12 @@ def test_decode_bomb_rejected_from_header() -> None:
         imaging.decode(bomb_png(50_000, 50_000), max_pixels=40_000_000)
 
 
+def test_decode_exactly_at_pixel_limit_is_accepted() -> None:
+    pixels = RNG.integers(0, 256, (4, 5), dtype=np.uint8)
+    decoded = imaging.decode(png_bytes(pixels), max_pixels=20)  # 4 x 5 = 20: at the limit
+    np.testing.assert_array_equal(decoded.pixels, pixels)
+
+
 def test_decode_over_pixel_limit_is_413() -> None:
     with pytest.raises(PayloadTooLargeError, match="limit is 20 pixels"):
         imaging.decode(png_bytes(np.zeros((5, 5), np.uint8)), max_pixels=20)
@@ -115,6 +149,19 @@ def test_decode_over_pixel_limit_is_413() -> None:
 def test_decode_garbage_is_bad_image(data: bytes) -> None:
     with pytest.raises(BadImageError):
         imaging.decode(data, max_pixels=100)
+
+
+def test_decode_error_reason_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decoder's message (which may echo the file's bytes) is cut before it reaches a client."""
+
+    def chatty_open(*_: object, **__: object) -> None:
+        raise OSError("A" * 5000)
+
+    monkeypatch.setattr(imaging.Image, "open", chatty_open)
+    with pytest.raises(BadImageError, match="cannot be read") as caught:
+        imaging.decode(b"not empty", max_pixels=100)
+    assert "AAAA" in caught.value.detail
+    assert len(caught.value.detail) < 300
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
@@ -140,6 +187,36 @@ def test_from_pixels_single_channel_squeezed() -> None:
     assert imaging.from_pixels([[[1], [2]]]).pixels.shape == (1, 2)
 
 
+@pytest.mark.parametrize(("channels", "alpha"), [(1, False), (2, True), (3, False), (4, True)])
+def test_from_pixels_alpha_is_the_last_of_two_or_four_channels(channels: int, alpha: bool) -> None:
+    decoded = imaging.from_pixels([[[7] * channels] * 2])
+    assert decoded.alpha is alpha
+    assert decoded.channels == channels
+
+
+def test_decode_base64_ignores_line_breaks_and_spaces() -> None:
+    data = png_bytes(np.arange(64, dtype=np.uint8).reshape(8, 8))
+    text = base64.b64encode(data).decode()
+    wrapped = "\n".join(text[i : i + 20] for i in range(0, len(text), 20)) + " \r\n"
+    assert imaging.decode_base64(wrapped) == data
+
+
+@pytest.mark.parametrize("junk", ["!", "-", "_", "*"])
+def test_decode_base64_rejects_characters_outside_the_alphabet(junk: str) -> None:
+    text = base64.b64encode(png_bytes(np.zeros((4, 4), np.uint8))).decode()
+    with pytest.raises(SpecError, match="not valid base64"):
+        imaging.decode_base64(text[:8] + junk + text[8:])
+
+
+def test_configure_pillow_sets_the_bomb_guard() -> None:
+    saved = Image.MAX_IMAGE_PIXELS
+    try:
+        imaging.configure_pillow(1234)
+        assert Image.MAX_IMAGE_PIXELS == 1234
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
 @pytest.mark.parametrize(
     ("pixels", "message"),
     [
@@ -147,10 +224,12 @@ def test_from_pixels_single_channel_squeezed() -> None:
         ([], "non-empty"),
         ([[]], "non-empty"),
         ([[[0] * 7]], "1 to 4 channels"),
+        ([[[0] * 5]], "1 to 4 channels"),
         ([["a", 1]], "only numbers"),
         ([[None, 1]], "only numbers"),
         ([[float("nan"), 1]], "finite"),
         ([[256, 1]], "0..255"),
+        ([[255.5, 1]], "0..255"),
         ([[-1, 1]], "0..255"),
         ([1, 2, 3], "1-D"),
     ],
@@ -164,6 +243,27 @@ def test_to_gray_matches_pillow() -> None:
     rgb = RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)
     expected = np.asarray(Image.fromarray(rgb).convert("L"))
     np.testing.assert_array_equal(imaging.to_gray(imaging.Decoded(rgb)).pixels, expected)
+
+
+@pytest.mark.parametrize("fixed", [0, 1, 2])
+def test_to_gray_matches_pillow_on_every_pair_of_channels(fixed: int) -> None:
+    """Every (a, b) pair of the two other channels, with channel ``fixed`` at 255: rounding
+    cases a random sample misses (a coefficient off by one in 65536 shows here)."""
+    a, b = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    channels = [a, b]
+    channels.insert(fixed, np.full_like(a, 255))
+    rgb = np.dstack(channels).astype(np.uint8)
+    expected = np.asarray(Image.fromarray(rgb).convert("L"))
+    np.testing.assert_array_equal(imaging.to_gray(imaging.Decoded(rgb)).pixels, expected)
+
+
+def test_to_gray_float_uses_itu_601_weights() -> None:
+    rgb = np.array([[[100, 0, 0], [0, 100, 0], [0, 0, 100], [-10, 20, 300]]], np.float32)
+    gray = imaging.to_gray(imaging.Decoded(rgb)).pixels
+    assert gray.dtype == np.float32
+    np.testing.assert_allclose(
+        gray, [[29.9, 58.7, 11.4, -2.99 + 11.74 + 34.2]], rtol=1e-6, atol=1e-4
+    )
 
 
 def test_to_gray_keeps_alpha() -> None:

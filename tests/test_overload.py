@@ -10,6 +10,7 @@ connection, and the server's memory must come back near where it started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -217,6 +218,33 @@ def test_limiter_releases_slot_when_the_caller_is_cancelled() -> None:
             tg.start_soon(limiter.run, time.sleep, 0.05)
 
     anyio.run(main)
+
+
+@pytest.mark.parametrize(("max_concurrency", "max_queue"), [(1, 0), (1, 2), (3, 1)])
+def test_limiter_admits_concurrency_plus_queue_then_503(
+    max_concurrency: int, max_queue: int
+) -> None:
+    limiter = _limiter(max_concurrency=max_concurrency, max_queue=max_queue)
+    with contextlib.ExitStack() as held:
+        for _ in range(max_concurrency + max_queue):
+            held.enter_context(limiter.admit())
+        with pytest.raises(OverloadedError) as caught, limiter.admit():
+            pass
+        assert caught.value.status_code == 503
+        assert "Retry-After" in (caught.value.headers or {})
+    with limiter.admit():  # every admission was handed back
+        pass
+
+
+@pytest.mark.parametrize(("queue_timeout_s", "retry_after"), [(0.2, "1"), (2.0, "2"), (2.5, "3")])
+def test_limiter_retry_after_is_queue_timeout_rounded_up(
+    queue_timeout_s: float, retry_after: str
+) -> None:
+    """Retry-After takes whole seconds (RFC 9110): the queue wait rounded up, at least 1."""
+    limiter = _limiter(max_concurrency=1, max_queue=0, queue_timeout_s=queue_timeout_s)
+    with limiter.admit(), pytest.raises(OverloadedError) as caught, limiter.admit():
+        pass
+    assert caught.value.headers == {"Retry-After": retry_after}
 
 
 def test_limiter_capacity_from_settings() -> None:

@@ -68,6 +68,26 @@ def test_post_body_over_byte_limit_is_413(make_client, path: str) -> None:
     assert "2048 bytes" in response.json()["detail"]
 
 
+def _padded_body(size: int) -> bytes:
+    """A valid /pool JSON spec padded with trailing spaces to exactly ``size`` bytes."""
+    body = json.dumps({"size": 1, "format": "json", "image": {"pixels": [[1, 2]]}}).encode()
+    return body + b" " * (size - len(body))
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_post_body_exactly_at_byte_limit_is_accepted(make_client, chunked: bool) -> None:
+    client = make_client(max_upload_bytes=2048)
+    body = _padded_body(2048)
+    content = iter([body[:1000], body[1000:]]) if chunked else body
+    response = client.post("/pool", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 200
+    assert response.json()["pixels"] == [[1, 2]]
+    over = client.post(
+        "/pool", content=_padded_body(2049), headers={"content-type": "application/json"}
+    )
+    assert over.status_code == 413
+
+
 def test_post_body_over_limit_without_content_length_is_413(make_client) -> None:
     client = make_client(max_upload_bytes=2048)
 
@@ -254,6 +274,12 @@ def test_pool_size_larger_than_image_is_422(client: TestClient) -> None:
     assert response.json()["detail"][0]["loc"] == ["body", "size"]
 
 
+def test_pool_size_at_limit_is_accepted(client: TestClient) -> None:
+    response = client.post("/pool", json={"size": 64, "format": "json"})  # ascent: 512 / 64
+    assert response.status_code == 200
+    assert response.json()["width"] == 8
+
+
 def test_pool_size_over_limit_is_422(client: TestClient) -> None:
     response = client.post("/pool", json={"size": 65})
     assert response.status_code == 422
@@ -290,7 +316,7 @@ def test_pipeline_core_error_points_at_step(client: TestClient) -> None:
     }
     response = client.post("/pipeline", json=spec)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"][:3] == ["body", "steps", 1]
+    assert response.json()["detail"][0]["loc"] == ["body", "steps", 1, "size"]
 
 
 def test_errors_carry_no_traceback_or_paths(client: TestClient) -> None:

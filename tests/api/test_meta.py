@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -111,6 +112,11 @@ KEY = "k" * 32
         ({"X-API-Key": "wrong"}, 401),
         ({"Authorization": f"Bearer {KEY}"}, 200),
         ({"X-API-Key": KEY}, 200),
+        ({"Authorization": f"bearer {KEY}"}, 200),  # the scheme is case-insensitive (RFC 9110)
+        ({"Authorization": f"BEARER  {KEY}"}, 200),  # 1*SP between scheme and token
+        ({"Authorization": f"Basic {KEY}"}, 401),
+        ({"X-API-Key": KEY.upper()}, 401),
+        ({"X-API-Key": KEY[:-1]}, 401),
     ],
 )
 def test_api_keys_guard_processing(make_client, headers: dict, status: int) -> None:
@@ -119,6 +125,32 @@ def test_api_keys_guard_processing(make_client, headers: dict, status: int) -> N
     assert response.status_code == status
     if status == 401:
         assert "API key" in response.json()["detail"]
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    ("path", "spec"),
+    [
+        ("/convolve", {"preset": "identity"}),
+        ("/pool", {}),
+        ("/pipeline", {"steps": [{"op": "pool"}]}),
+    ],
+)
+def test_api_keys_guard_every_processing_endpoint(make_client, path: str, spec: dict) -> None:
+    client = make_client(api_keys=[KEY])
+    assert client.post(path, json=spec).status_code == 401
+    files = {"spec": (None, json.dumps(spec))}
+    assert client.post(path, files=files).status_code == 401
+    assert client.post(path, json=spec, headers={"X-API-Key": KEY}).status_code == 200
+
+
+def test_api_keys_any_configured_key_is_accepted(make_client) -> None:
+    keys = ["a" * 16, "b" * 20, "c" * 40]
+    client = make_client(api_keys=keys)
+    for key in keys:
+        response = client.post("/pool", json={}, headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200, key
+    assert client.post("/pool", json={}, headers={"X-API-Key": "d" * 16}).status_code == 401
 
 
 def test_api_keys_leave_health_and_docs_open(make_client) -> None:

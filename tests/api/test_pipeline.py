@@ -50,6 +50,16 @@ def test_pipeline_intermediate_is_8bit_unless_raw(client: TestClient, ascent: np
 def test_pipeline_raw_last_step_needs_json(client: TestClient) -> None:
     response = client.post("/pipeline", json={"steps": [{"op": "pool", "scale": "raw"}]})
     assert response.status_code == 422
+    steps = [{"op": "pool", "size": 1}, {"op": "pool", "scale": "raw"}]
+    assert client.post("/pipeline", json={"steps": steps}).status_code == 422
+
+
+def test_pipeline_raw_earlier_step_may_give_png(client: TestClient) -> None:
+    """Only the last step's scale reaches the output: a raw step in between is fine for PNG."""
+    steps = [{"op": "pool", "scale": "raw"}, {"op": "pool", "size": 1}]
+    response = client.post("/pipeline", json={"steps": steps})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
 
 
 @pytest.mark.parametrize("steps", [1, 16])
