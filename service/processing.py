@@ -58,7 +58,7 @@ def convolve(image: Decoded, params: ConvolveParams, settings: Settings) -> Deco
     """Apply one convolution step; the result is 8-bit unless ``params.scale == "raw"``."""
     image = _prepare(image, params.color)
     kernel = np.asarray(params.kernel_matrix, dtype=np.float64)
-    with observe_stage("convolve"):
+    with observe_stage("convolve"), _float32_overflow_checked_after():
         if params.mode == "codelab":
             values: npt.NDArray[Any] = codelab_correlate(
                 image.pixels, kernel, params.effective_weight, alpha=image.alpha
@@ -75,13 +75,13 @@ def convolve(image: Decoded, params: ConvolveParams, settings: Settings) -> Deco
                 alpha=image.alpha,
                 max_kernel_side=settings.max_kernel_side,
             )
-        return Decoded(_finish(values, params.scale, image.alpha), alpha=image.alpha)
+        return Decoded(_finish(values, image, params.scale), alpha=image.alpha)
 
 
 def pool_image(image: Decoded, params: PoolParams, settings: Settings) -> Decoded:
     """Apply one pooling step; the result is 8-bit unless ``params.scale == "raw"``."""
     image = _prepare(image, params.color)
-    with observe_stage("pool"):
+    with observe_stage("pool"), _float32_overflow_checked_after():
         values = pool(
             image.pixels,
             params.size,
@@ -90,7 +90,7 @@ def pool_image(image: Decoded, params: PoolParams, settings: Settings) -> Decode
             edge=params.edge,
             max_size=settings.max_pool_size,
         )
-        return Decoded(_finish(values, params.scale, image.alpha), alpha=image.alpha)
+        return Decoded(_finish(values, image, params.scale), alpha=image.alpha)
 
 
 def run_steps(image: Decoded, steps: Sequence[Step], settings: Settings) -> Decoded:
@@ -108,13 +108,22 @@ def run_steps(image: Decoded, steps: Sequence[Step], settings: Settings) -> Deco
     return image
 
 
-def _finish(values: npt.NDArray[Any], scale: Any, alpha: bool) -> npt.NDArray[Any]:
-    result = apply_scale(values, scale, alpha=alpha)
-    if result.dtype != np.uint8 and not np.isfinite(result).all():
+def _float32_overflow_checked_after() -> np.errstate:
+    """Silence NumPy's overflow warnings: `_finish` turns a non-finite result into a 422."""
+    return np.errstate(over="ignore", invalid="ignore")
+
+
+def _finish(values: npt.NDArray[Any], source: Decoded, scale: Any) -> npt.NDArray[Any]:
+    """Scale a step's values; non-finite values are a 422 whatever the scale.
+
+    They can only come from a raw (float32) input: 8-bit pixels times kernels, weights and
+    ``cval`` within ``VALUE_BOUND`` stay far below float32's 3.4e38, so only then is it checked.
+    """
+    if source.pixels.dtype.kind == "f" and not np.isfinite(values).all():
         raise SpecError(
             ("body", "scale"), "the raw result overflowed float32; lower the weight or kernel"
         )
-    return result
+    return apply_scale(values, scale, alpha=source.alpha)
 
 
 def render(result: Decoded, fmt: OutputFormat, settings: Settings) -> tuple[bytes, str]:
@@ -136,8 +145,8 @@ def render(result: Decoded, fmt: OutputFormat, settings: Settings) -> tuple[byte
             "height": int(pixels.shape[0]),
             "channels": 1 if pixels.ndim == 2 else int(pixels.shape[2]),
             "dtype": "uint8" if pixels.dtype == np.uint8 else "float32",
-            "min": float(pixels.min()),
-            "max": float(pixels.max()),
+            "min": pixels.min().item(),  # an int for uint8, a float for float32
+            "max": pixels.max().item(),
             "pixels": np.ascontiguousarray(pixels),
         }
         return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), "application/json"

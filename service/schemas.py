@@ -408,8 +408,8 @@ class ArrayResult(BaseModel):
     height: int
     channels: int
     dtype: Literal["uint8", "float32"]
-    min: float
-    max: float
+    min: float = Field(description="The smallest value (an integer when dtype is uint8).")
+    max: float = Field(description="The largest value (an integer when dtype is uint8).")
     pixels: list[Any]
 
 

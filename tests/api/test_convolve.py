@@ -45,7 +45,8 @@ def test_convolve_lesson_default_filter_json(client: TestClient, ascent: np.ndar
         1,
         "uint8",
     )
-    assert (body["min"], body["max"]) == (float(expected.min()), float(expected.max()))
+    assert (body["min"], body["max"]) == (int(expected.min()), int(expected.max()))
+    assert isinstance(body["min"], int) and isinstance(body["max"], int)  # 0, not 0.0, for uint8
     np.testing.assert_array_equal(np.array(body["pixels"], dtype=np.uint8), expected)
 
 
