@@ -46,7 +46,8 @@ def test_convolve_lesson_default_filter_json(client: TestClient, ascent: np.ndar
         "uint8",
     )
     assert (body["min"], body["max"]) == (int(expected.min()), int(expected.max()))
-    assert isinstance(body["min"], int) and isinstance(body["max"], int)  # 0, not 0.0, for uint8
+    assert isinstance(body["min"], int)  # 0, not 0.0, for uint8
+    assert isinstance(body["max"], int)
     np.testing.assert_array_equal(np.array(body["pixels"], dtype=np.uint8), expected)
 
 
