@@ -22,6 +22,24 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The (type, data) chunks of a PNG file, in order."""
+    chunks, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        chunks.append((data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+    return chunks
+
+
+def png_with_chunk(data: bytes, chunk: bytes, *, after: bytes) -> bytes:
+    """``data`` with ``chunk`` (see `png_chunk`) inserted after the last chunk of type ``after``."""
+    kinds = [kind for kind, _ in png_chunks(data)]
+    last = len(kinds) - 1 - kinds[::-1].index(after)
+    parts = [png_chunk(kind, body) for kind, body in png_chunks(data)]
+    return data[:8] + b"".join(parts[: last + 1]) + chunk + b"".join(parts[last + 1 :])
+
+
 def bomb_png(width: int = 50_000, height: int = 50_000) -> bytes:
     """A ~70-byte PNG whose IHDR declares ``width`` x ``height`` 8-bit gray pixels."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)

@@ -205,11 +205,14 @@ def test_decompression_bomb_is_413_from_header(client: TestClient, fmt: str, sen
     assert_alive(client)
 
 
-def test_png_with_huge_text_chunk_is_400(client: TestClient) -> None:
-    """A zTXt chunk inflating to 64 MiB of text: Pillow's text limit stops it at open."""
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_png_with_huge_text_chunk_is_400(client: TestClient, where: str) -> None:
+    """A zTXt chunk inflating to 64 MiB of text, before or after the image data: Pillow's
+    text limit stops it (at open, or when it reads the chunks after IDAT)."""
     base = png_bytes(np.full((4, 4), 9, np.uint8))
     ztxt = png_chunk(b"zTXt", b"comment\0\0" + zlib.compress(b"A" * (64 * 1024 * 1024), 9))
-    data = base[:33] + ztxt + base[33:]  # after the 8-byte signature and the 25-byte IHDR
+    at = 33 if where == "before" else len(base) - 12  # after IHDR, or just before IEND
+    data = base[:at] + ztxt + base[at:]
     assert len(data) < 128 * 1024
     response = _upload(client, "/pool", data, IDENTITY)
     detail = assert_error(response, 400)

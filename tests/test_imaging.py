@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from PIL import Image
 from service import imaging
 from service.errors import BadImageError, PayloadTooLargeError, SpecError, UnsupportedMediaError
 from tests.conftest import decode_png, png_bytes
-from tests.images import bomb_png, encode, png_row_filters
+from tests.images import bomb_png, encode, png_chunk, png_row_filters, png_with_chunk
 
 ASCENT_SHA256 = "c7777d46c3f4e3119ddbec92ad28c09193202a7a4aab08622bc7e4b4a3ba88e6"
 RNG = np.random.default_rng(7)
@@ -114,6 +116,120 @@ def test_decode_applies_exif_rotation() -> None:
     decoded = imaging.decode(encode(img, "PNG", exif=exif), max_pixels=100)
     assert decoded.pixels.shape == (4, 2)
     assert decoded.pixels[0, 1] == 255
+
+
+def _adam7_png(pixels: np.ndarray) -> bytes:
+    """An interlaced (Adam7) 8-bit PNG of ``pixels``, rows unfiltered (Pillow cannot write one)."""
+    height, width = pixels.shape[:2]
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[1 if pixels.ndim == 2 else pixels.shape[2]]
+    passes = [(0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2)]
+    raw = b""
+    for y0, x0, dy, dx in [*passes, (1, 0, 2, 1)]:
+        for row in pixels[y0::dy, x0::dx]:
+            raw += b"\0" + row.tobytes() if row.size else b""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 1)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(raw))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+PLAIN_EXTRAS = {
+    "none": None,
+    "gAMA": png_chunk(b"gAMA", struct.pack(">I", 45455)),
+    "sRGB": png_chunk(b"sRGB", b"\0"),
+    "sBIT": png_chunk(b"sBIT", b"\5"),
+    "tEXt": png_chunk(b"tEXt", b"Comment\0made by a test"),
+}
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("extra", list(PLAIN_EXTRAS))
+def test_decode_plain_png_equals_pillow_quietly(
+    channels: int, extra: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # the libpng fast path: same pixels and alpha flag as Pillow reads them, nothing on stderr
+    shape = (37, 23) if channels == 1 else (37, 23, channels)
+    pixels = RNG.integers(0, 256, shape, dtype=np.uint8)
+    data = encode(Image.fromarray(pixels), "PNG")
+    if PLAIN_EXTRAS[extra] is not None:
+        data = png_with_chunk(data, PLAIN_EXTRAS[extra], after=b"IHDR")
+    assert imaging._is_plain_png(data)
+    decoded = imaging.decode(data, max_pixels=10_000)
+    with Image.open(io.BytesIO(data)) as img:
+        np.testing.assert_array_equal(decoded.pixels, np.asarray(img))
+    np.testing.assert_array_equal(decoded.pixels, pixels)
+    assert decoded.alpha == (channels in (2, 4))
+    assert capfd.readouterr().err == ""
+
+
+def test_decode_plain_png_split_over_many_idat_chunks() -> None:
+    pixels = RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    stream = zlib.compress(b"".join(b"\0" + row.tobytes() for row in pixels))
+    idats = [png_chunk(b"IDAT", stream[i : i + 100]) for i in range(0, len(stream), 100)]
+    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0))
+    data = b"\x89PNG\r\n\x1a\n" + ihdr + b"".join(idats) + png_chunk(b"IEND", b"")
+    assert imaging._is_plain_png(data)
+    np.testing.assert_array_equal(imaging.decode(data, max_pixels=10_000).pixels, pixels)
+
+
+def _not_plain_cases() -> dict[str, bytes]:
+    gray = encode(Image.fromarray(RNG.integers(0, 256, (8, 8), dtype=np.uint8)), "PNG")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return {
+        "tRNS": png_with_chunk(gray, png_chunk(b"tRNS", b"\0\7"), after=b"IHDR"),
+        "eXIf": encode(Image.fromarray(np.zeros((2, 4), np.uint8)), "PNG", exif=exif),
+        "acTL": png_with_chunk(gray, png_chunk(b"acTL", b"\0\0\0\1\0\0\0\0"), after=b"IHDR"),
+        "iCCP": png_with_chunk(
+            gray, png_chunk(b"iCCP", b"p\0\0" + zlib.compress(b"x")), after=b"IHDR"
+        ),
+        "zTXt": png_with_chunk(
+            gray, png_chunk(b"zTXt", b"k\0\0" + zlib.compress(b"v")), after=b"IDAT"
+        ),
+        "PLTE": encode(Image.new("P", (4, 4)), "PNG"),
+        "16-bit": encode(Image.new("I;16", (4, 4)), "PNG"),
+        "interlaced": _adam7_png(np.zeros((4, 4), np.uint8)),
+        "truncated": gray[: len(gray) - 12],
+        "not a PNG": encode(Image.new("L", (4, 4)), "BMP"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_not_plain_cases()))
+def test_is_plain_png_sends_everything_else_to_pillow(case: str) -> None:
+    assert not imaging._is_plain_png(_not_plain_cases()[case])
+
+
+def test_decode_png_exif_orientation_after_idat_is_applied() -> None:
+    # eXIf may follow the image data; Pillow finds it there and the fast path must step aside
+    pixels = np.zeros((2, 4), dtype=np.uint8)
+    pixels[0, 0] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    plain = encode(Image.fromarray(pixels), "PNG")
+    data = png_with_chunk(plain, png_chunk(b"eXIf", exif.tobytes()), after=b"IDAT")
+    decoded = imaging.decode(data, max_pixels=100)
+    np.testing.assert_array_equal(decoded.pixels, np.rot90(pixels, -1))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_decode_interlaced_png_gives_the_pixels(channels: int) -> None:
+    shape = (13, 11) if channels == 1 else (13, 11, channels)
+    pixels = RNG.integers(0, 256, shape, dtype=np.uint8)
+    np.testing.assert_array_equal(
+        imaging.decode(_adam7_png(pixels), max_pixels=1000).pixels, pixels
+    )
+
+
+def test_decode_plain_png_with_corrupt_image_data_is_a_bad_image() -> None:
+    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 0, 0, 0, 0))
+    garbage = png_chunk(b"IDAT", b"this is not a zlib stream")
+    data = b"\x89PNG\r\n\x1a\n" + ihdr + garbage + png_chunk(b"IEND", b"")
+    assert imaging._is_plain_png(data)
+    with pytest.raises(BadImageError, match="cannot be decoded"):
+        imaging.decode(data, max_pixels=100)
 
 
 def test_decode_multiframe_gif_takes_first_frame() -> None:
