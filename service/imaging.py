@@ -273,11 +273,8 @@ def from_pixels(pixels: list[Any]) -> Decoded:
         raise SpecError(loc, "`pixels` must be finite numbers (no NaN or Infinity)")
     if raw.min() < 0 or raw.max() > 255:
         raise SpecError(loc, "`pixels` values must lie in 0..255")
-    array = raw.astype(np.uint8)  # values checked in range; floats truncate toward zero
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    channels = 1 if array.ndim == 2 else array.shape[2]
-    return Decoded(np.ascontiguousarray(array), alpha=channels in (2, 4))
+    # values checked in range; floats truncate toward zero
+    return _decoded(np.ascontiguousarray(raw.astype(np.uint8)))
 
 
 def to_gray(image: Decoded) -> Decoded:

@@ -78,12 +78,15 @@ _MAX_BOOT_FAILURES: Final = 3
 logger = logging.getLogger("imgfilter.server")
 
 
-def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+def bind_socket(
+    host: str, port: int, *, reuse_port: bool = False, reuse_addr: bool = True
+) -> socket.socket:
     """A TCP socket bound to ``(host, port)``: ``IPPROTO_TCP``, ``TCP_NODELAY``, inheritable.
 
-    ``SO_REUSEADDR`` is set (restart without waiting for ``TIME_WAIT``), and ``SO_REUSEPORT``
-    when ``reuse_port`` (see :class:`WorkerSockets`); the socket is not yet listening
-    (uvicorn's ``create_server`` calls ``listen``). A host with ``:`` is IPv6.
+    ``SO_REUSEADDR`` is set unless ``reuse_addr`` is false (restart without waiting for
+    ``TIME_WAIT``), and ``SO_REUSEPORT`` when ``reuse_port`` (see :class:`WorkerSockets`); the
+    socket is not yet listening (uvicorn's ``create_server`` calls ``listen``). A host with
+    ``:`` is IPv6.
 
     Raises
     ------
@@ -93,7 +96,8 @@ def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.soc
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_addr:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -143,15 +147,7 @@ def bind_anchor(host: str, port: int) -> socket.socket:
     """
     with bind_socket(host, port) as probe:
         host, port = probe.getsockname()[:2]
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    anchor = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        anchor.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        anchor.bind((host, port))
-    except OSError:
-        anchor.close()
-        raise
-    return anchor
+    return bind_socket(host, port, reuse_port=True, reuse_addr=False)
 
 
 class _Supervisor(Multiprocess):
