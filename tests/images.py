@@ -40,15 +40,23 @@ def png_with_chunk(data: bytes, chunk: bytes, *, after: bytes) -> bytes:
     return data[:8] + b"".join(parts[: last + 1]) + chunk + b"".join(parts[last + 1 :])
 
 
-def bomb_png(width: int = 50_000, height: int = 50_000) -> bytes:
-    """A ~70-byte PNG whose IHDR declares ``width`` x ``height`` 8-bit gray pixels."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+def raw_png(
+    width: int, height: int, idat: bytes | list[bytes], *, color_type: int = 0, interlace: int = 0
+) -> bytes:
+    """An 8-bit PNG from its parts: IHDR fields, IDAT chunk data (one or several), IEND."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, interlace)
+    idats = [idat] if isinstance(idat, bytes) else idat
     return (
         b"\x89PNG\r\n\x1a\n"
         + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + b"".join(png_chunk(b"IDAT", body) for body in idats)
         + png_chunk(b"IEND", b"")
     )
+
+
+def bomb_png(width: int = 50_000, height: int = 50_000) -> bytes:
+    """A ~70-byte PNG whose IHDR declares ``width`` x ``height`` 8-bit gray pixels."""
+    return raw_png(width, height, zlib.compress(b"\0" * 64))
 
 
 def png_row_filters(data: bytes) -> list[int]:
@@ -57,13 +65,7 @@ def png_row_filters(data: bytes) -> list[int]:
     width, height, depth, color_type = struct.unpack(">IIBB", data[16:26])
     assert depth == 8
     row_bytes = width * {0: 1, 2: 3, 4: 2, 6: 4}[color_type] + 1
-    idat = b""
-    pos = 8
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        if data[pos + 4 : pos + 8] == b"IDAT":
-            idat += data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
+    idat = b"".join(body for kind, body in png_chunks(data) if kind == b"IDAT")
     raw = zlib.decompress(idat)
     assert len(raw) == height * row_bytes
     return list(raw[::row_bytes])

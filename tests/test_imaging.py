@@ -15,7 +15,14 @@ from PIL import Image
 from service import imaging
 from service.errors import BadImageError, PayloadTooLargeError, SpecError, UnsupportedMediaError
 from tests.conftest import decode_png, png_bytes
-from tests.images import bomb_png, encode, png_chunk, png_row_filters, png_with_chunk
+from tests.images import (
+    bomb_png,
+    encode,
+    png_chunk,
+    png_row_filters,
+    png_with_chunk,
+    raw_png,
+)
 
 ASCENT_SHA256 = "c7777d46c3f4e3119ddbec92ad28c09193202a7a4aab08622bc7e4b4a3ba88e6"
 RNG = np.random.default_rng(7)
@@ -127,13 +134,7 @@ def _adam7_png(pixels: np.ndarray) -> bytes:
     for y0, x0, dy, dx in [*passes, (1, 0, 2, 1)]:
         for row in pixels[y0::dy, x0::dx]:
             raw += b"\0" + row.tobytes() if row.size else b""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 1)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", zlib.compress(raw))
-        + png_chunk(b"IEND", b"")
-    )
+    return raw_png(width, height, zlib.compress(raw), color_type=color_type, interlace=1)
 
 
 PLAIN_EXTRAS = {
@@ -168,9 +169,8 @@ def test_decode_plain_png_equals_pillow_quietly(
 def test_decode_plain_png_split_over_many_idat_chunks() -> None:
     pixels = RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     stream = zlib.compress(b"".join(b"\0" + row.tobytes() for row in pixels))
-    idats = [png_chunk(b"IDAT", stream[i : i + 100]) for i in range(0, len(stream), 100)]
-    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0))
-    data = b"\x89PNG\r\n\x1a\n" + ihdr + b"".join(idats) + png_chunk(b"IEND", b"")
+    idats = [stream[i : i + 100] for i in range(0, len(stream), 100)]
+    data = raw_png(64, 64, idats, color_type=2)
     assert imaging._is_plain_png(data)
     np.testing.assert_array_equal(imaging.decode(data, max_pixels=10_000).pixels, pixels)
 
@@ -224,9 +224,7 @@ def test_decode_interlaced_png_gives_the_pixels(channels: int) -> None:
 
 
 def test_decode_plain_png_with_corrupt_image_data_is_a_bad_image() -> None:
-    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 0, 0, 0, 0))
-    garbage = png_chunk(b"IDAT", b"this is not a zlib stream")
-    data = b"\x89PNG\r\n\x1a\n" + ihdr + garbage + png_chunk(b"IEND", b"")
+    data = raw_png(4, 4, b"this is not a zlib stream")
     assert imaging._is_plain_png(data)
     with pytest.raises(BadImageError, match="cannot be decoded"):
         imaging.decode(data, max_pixels=100)
