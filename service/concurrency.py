@@ -10,7 +10,10 @@ and keeps its slot until then, so the cap still bounds CPU and memory.
 ``WorkLimiter.admit()`` bounds memory before that: a request must be admitted before its body
 is read, and at most ``max_concurrency + max_queue`` requests are admitted at once per worker
 (the rest get 503 at once). Bodies in memory are therefore at most that many times
-``max_upload_bytes``.
+``max_upload_bytes``. The number admitted is the worker's *load*; with a
+:class:`~service.balancing.LoadBoard` attached it is published there for the sibling workers,
+and :meth:`WorkLimiter.should_release_connection` tells whether this worker is busier than one
+of them (see :mod:`service.balancing`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
+from .balancing import LoadBoard
 from .config import Settings
 from .errors import OverloadedError, ProcessingTimeoutError
 from .observability import count_rejection
@@ -42,6 +46,27 @@ class WorkLimiter:
         self._waiting = 0
         self._admitted = 0
         self._max_admitted = settings.max_concurrency + settings.max_queue
+        self._board: LoadBoard | None = None
+
+    @property
+    def board(self) -> LoadBoard | None:
+        """The shared load board this worker publishes its load on, if any."""
+        return self._board
+
+    @board.setter
+    def board(self, board: LoadBoard | None) -> None:
+        self._board = board
+        if board is not None:
+            board.publish(self._admitted)
+
+    def should_release_connection(self) -> bool:
+        """True if a live sibling worker has at least 2 fewer requests admitted than this one.
+
+        Call it while the current request is admitted; the answer then asks the client to
+        reconnect (``Connection: close``), see :mod:`service.balancing`.
+        """
+        board = self._board
+        return board is not None and board.busier_than_a_sibling(self._admitted)
 
     @property
     def in_flight(self) -> int:
@@ -62,10 +87,14 @@ class WorkLimiter:
         if self._admitted >= self._max_admitted:
             raise self._overloaded()
         self._admitted += 1
+        if self._board is not None:
+            self._board.publish(self._admitted)
         try:
             yield
         finally:
             self._admitted -= 1
+            if self._board is not None:
+                self._board.publish(self._admitted)
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(*args)`` in a thread once a slot is free; 503 if none frees up in time."""

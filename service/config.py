@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         le=64,
         description="Worker processes of `imgfilter serve`.",
     )
+    rebalance_connections: bool = Field(
+        True,
+        description="With several workers, a worker that has 2 or more requests more than a "
+        "sibling answers `Connection: close`, so the client reconnects and the kernel may "
+        "place the connection on a less busy worker (keep-alive clients otherwise stay "
+        "where the hash put them).",
+    )
     log_level: LogLevel = Field("info", description="Log level of the JSON request log.")
     keep_alive_s: int = Field(
         5, ge=1, le=3600, description="Idle HTTP keep-alive timeout of a connection, seconds."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -11,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from . import __version__, imaging, observability
+from . import __version__, balancing, imaging, observability
 from .api import convolve, docs, health, meta, metrics, pipeline, playground, pool
 from .api.body import SpecValidationError
 from .api.security import SecurityHeadersMiddleware, require_api_key
@@ -99,9 +101,27 @@ TAGS = [
 ]
 
 
+def _lifespan(settings: Settings, limiter: WorkLimiter) -> Any:
+    """Startup: join the workers' load board (``serve`` with several workers); shutdown: leave."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        board = balancing.join_from_environment() if settings.rebalance_connections else None
+        limiter.board = board
+        try:
+            yield
+        finally:
+            limiter.board = None
+            if board is not None:
+                board.leave()
+
+    return lifespan
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the app for ``settings`` (routers, error handlers, middleware, docs)."""
     imaging.configure_pillow(settings.max_pixels)
+    limiter = WorkLimiter(settings)
     app = FastAPI(
         title="Image filter service",
         version=__version__,
@@ -109,9 +129,10 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_tags=TAGS,
         docs_url=None,
         redoc_url=None,
+        lifespan=_lifespan(settings, limiter),
     )
     app.state.settings = settings
-    app.state.work_limiter = WorkLimiter(settings)
+    app.state.work_limiter = limiter
 
     guarded = [Depends(require_api_key)]
     for module in (convolve, pool, pipeline):

@@ -27,6 +27,7 @@ name                                                  type        labels
 ``imgfilter_http_requests_in_flight``                 gauge       (sum over live workers)
 ``imgfilter_stage_seconds``                           histogram   stage
 ``imgfilter_rejections_total``                        counter     reason
+``imgfilter_connection_releases_total``               counter     (none)
 ====================================================  ==========  ==========================
 
 Several worker processes: ``service.server.serve`` gives each start a fresh, empty directory
@@ -81,6 +82,7 @@ __all__ = [
     "ObservabilityMiddleware",
     "annotate",
     "configure_logging",
+    "count_connection_release",
     "count_rejection",
     "current_request_id",
     "install",
@@ -147,6 +149,11 @@ REJECTIONS = Counter(
     "Requests refused by a limit: too_many_bytes, too_many_pixels, overload, ...",
     ["reason"],
 )
+CONNECTION_RELEASES = Counter(
+    "imgfilter_connection_releases",
+    "Responses that closed their keep-alive connection because this worker was busier than "
+    "a sibling (the client reconnects and may land on another worker).",
+)
 # Label children by (method, route, status): ``labels()`` validates and locks on every call.
 # Routes are templates and methods/statuses few, so this stays small.
 _HTTP_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
@@ -200,6 +207,11 @@ def count_rejection(reason: str) -> None:
 
 
 # --- request context -----------------------------------------------------------------------
+def count_connection_release() -> None:
+    """Count a response sent with ``Connection: close`` to rebalance workers."""
+    CONNECTION_RELEASES.inc()
+
+
 def current_request_id() -> str | None:
     """The ``X-Request-ID`` of the request being handled, or None outside a request."""
     return request_id_var.get()

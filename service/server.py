@@ -23,6 +23,12 @@ What it sets up, and why:
   socket: with a shared socket the first worker to wake accepts a whole burst of connections
   and keep-alive clients (load balancers, proxies, benchmarks) stay on it, one worker busy and
   the other idle; the kernel spreads connections over per-worker sockets by their hash.
+* **Load-aware spreading of keep-alive connections** (:mod:`service.balancing`): the hash
+  places connections blind to load, so with several workers ``serve`` creates a shared load
+  board (``IMGFILTER_LOAD_BOARD``, a small file in the temp dir, removed at exit) on which
+  each worker publishes its admitted requests; a worker 2 or more requests busier than a
+  sibling answers ``Connection: close`` so the client reconnects and is hashed afresh.
+  ``IMGFILTER_REBALANCE_CONNECTIONS=false`` turns it off.
 * **Worker supervision** is uvicorn's ``Multiprocess``: it restarts a worker that dies or hangs
   and forwards SIGTERM/SIGINT; our subclass also tells prometheus-client about dead workers
   (``mark_process_dead``, which drops their live-gauge files) and stops when workers die right
@@ -66,6 +72,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from .balancing import BOARD_ENV, LoadBoard
 from .config import Settings
 
 __all__ = ["APP", "WorkerSockets", "bind_anchor", "bind_socket", "cap_malloc_arenas", "serve"]
@@ -224,6 +231,30 @@ def cap_malloc_arenas(default: int = 2) -> None:
 
 
 @contextlib.contextmanager
+def _scratch_dir(prefix: str, parent: str | None = None) -> Iterator[Path]:
+    """A new private directory in ``parent`` (default: the system temp dir), removed at exit."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _exported(name: str, value: str) -> Iterator[None]:
+    """Environment variable ``name`` set to ``value`` (seen by workers spawned meanwhile)."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+@contextlib.contextmanager
 def _metrics_dir(settings: Settings) -> Iterator[Path | None]:
     """A fresh multiprocess metrics directory for this start when several workers run."""
     if not settings.metrics_enabled or settings.workers == 1:
@@ -231,16 +262,25 @@ def _metrics_dir(settings: Settings) -> Iterator[Path | None]:
         return
     parent = os.environ.get(MULTIPROC_ENV)
     base = parent if parent and Path(parent).is_dir() else None
-    path = Path(tempfile.mkdtemp(prefix="imgfilter-metrics-", dir=base))
-    os.environ[MULTIPROC_ENV] = str(path)
-    try:
+    with _scratch_dir("imgfilter-metrics-", base) as path, _exported(MULTIPROC_ENV, str(path)):
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-        if parent is None:
-            os.environ.pop(MULTIPROC_ENV, None)
-        else:
-            os.environ[MULTIPROC_ENV] = parent
+
+
+@contextlib.contextmanager
+def _load_board(settings: Settings) -> Iterator[Path | None]:
+    """A fresh load board for this start, named in ``IMGFILTER_LOAD_BOARD``, when balancing.
+
+    Twice as many records as workers, so a replacement worker finds one even before its
+    predecessor's record is seen as dead.
+    """
+    if settings.workers == 1 or not settings.rebalance_connections:
+        yield None
+        return
+    with _scratch_dir("imgfilter-board-") as directory:
+        path = directory / "load"
+        LoadBoard.create(path, slots=2 * settings.workers)
+        with _exported(BOARD_ENV, str(path)):
+            yield path
 
 
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:
@@ -279,7 +319,7 @@ def serve(settings: Settings, *, app: str = APP) -> None:
         With code 3 when the socket cannot be bound or a worker fails to start.
     """
     cap_malloc_arenas()
-    with _metrics_dir(settings) as metrics_dir:
+    with _metrics_dir(settings) as metrics_dir, _load_board(settings) as load_board:
         # Imported only now: prometheus-client picks its storage when first imported.
         from .observability import logging_config
 
@@ -317,6 +357,7 @@ def serve(settings: Settings, *, app: str = APP) -> None:
                     "pid": os.getpid(),
                     "python": sys.version.split()[0],
                     "metrics_dir": str(metrics_dir) if metrics_dir else None,
+                    "load_board": str(load_board) if load_board else None,
                 },
             )
             if settings.workers > 1:

@@ -116,3 +116,24 @@ def rss_kib(pid: int) -> int | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     return None
+
+
+def established_connections(pid: int, port: int) -> int:
+    """TCP connections to local ``port``, in state ESTABLISHED, whose socket ``pid`` holds."""
+    inodes: set[str] = set()
+    with contextlib.suppress(FileNotFoundError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                established = state == "01"
+                if established and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
+                    count += 1
+    return count

@@ -14,10 +14,12 @@ import os
 import signal
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
 
+from service.balancing import BOARD_ENV
 from tests.servers import Server, free_port, running_server, uvicorn_args, worker_pids
 
 WORKERS = 2
@@ -84,6 +86,24 @@ def _kill_mid_load(server: Server) -> tuple[Counter[object], int, set[int]]:
     return outcomes, victim, after
 
 
+def _board_owners(worker: int) -> set[int]:
+    """Live PIDs holding a record of the load board named in a worker's environment."""
+    environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
+    prefix = f"{BOARD_ENV}=".encode()
+    path = next(item.removeprefix(prefix) for item in environ if item.startswith(prefix))
+    records = memoryview(Path(path.decode()).read_bytes()).cast("q")
+    owners = {records[i] for i in range(0, len(records), 2) if records[i]}
+    return {pid for pid in owners if Path(f"/proc/{pid}").exists()}
+
+
+def _wait_board_owners(workers: set[int], deadline_s: float = 30.0) -> None:
+    """Wait until the live owners of the load board are exactly ``workers`` (all started)."""
+    deadline = time.monotonic() + deadline_s
+    while (owners := _board_owners(min(workers))) != workers:
+        assert time.monotonic() < deadline, f"board owners {owners}, workers {workers}"
+        time.sleep(0.1)
+
+
 LAUNCHERS = {
     "uvicorn": lambda port: uvicorn_args(port, "--workers", str(WORKERS)),
     "imgfilter-serve": lambda port: [
@@ -119,6 +139,8 @@ def test_killed_worker_is_replaced_and_service_recovers(launcher: str) -> None:
         assert victim not in after
         assert server.process.poll() is None, "the supervisor itself must survive"
         _wait_all_answer(server.base_url)
+        if launcher == "imgfilter-serve":  # the replacement takes a record of the load board
+            _wait_board_owners(after)
 
         # and once more: the replacement can itself be replaced
         second_victim = min(after)

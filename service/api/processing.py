@@ -2,7 +2,8 @@
 
 router -> ``read_request`` (event loop: bytes, limits, content type) -> worker thread:
 ``parse_spec`` -> ``resolve_image`` (decode, limits first) -> the operation (core) ->
-``render`` (encode) -> ``Response``.
+``render`` (encode) -> ``Response``; ``Connection: close`` on it when this worker is busier than
+a sibling (:mod:`service.balancing`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from .. import processing
 from ..concurrency import WorkLimiter
 from ..config import Settings
 from ..imaging import Decoded
-from ..observability import annotate
+from ..observability import annotate, count_connection_release
 from ..schemas import OutputSpec
 from .body import RawRequest, parse_spec, read_request
 
 S = TypeVar("S", bound=OutputSpec)
+CLOSE_CONNECTION = {"Connection": "close"}
 Operation = Callable[[Decoded, S, Settings], Decoded]
 
 
@@ -35,6 +37,11 @@ async def handle(
     with limiter.admit():
         raw = await read_request(request, settings)
         body, media_type = await limiter.run(_work, raw, settings, models, operation)
+        release = limiter.should_release_connection()
+    if release:
+        count_connection_release()
+        annotate(connection="close")
+        return Response(body, media_type=media_type, headers=CLOSE_CONNECTION)
     return Response(body, media_type=media_type)
 
 
