@@ -58,7 +58,7 @@ openapi: $(VENV)/.runtime  ## regenerate openapi/openapi.json from the app
 bench: $(VENV)/.bench  ## core speed against scipy.ndimage / OpenCV / the lesson's loop
 	$(BIN)/python -m bench.core
 
-loadbench: $(VENV)/.bench  ## service vs the naive yardstick under load (wrk, 127.0.0.1, ~5 min)
+loadbench: $(VENV)/.bench  ## service vs the naive yardstick under load (wrk, 127.0.0.1, ~6 min)
 	@command -v wrk >/dev/null || { apt-get install -y wrk || { apt-get update \
 		&& apt-get install -y wrk; }; } >/dev/null 2>&1 \
 		|| echo "wrk unavailable: bench.load falls back to its asyncio client"

@@ -58,3 +58,27 @@ def test_loadbench_runs_and_writes_its_table(tmp_path: Path) -> None:
         ours = case["2"]["service"]
         assert ours["requests"] > 0
         assert ours["errors"] == 0
+
+
+def test_rss_verdict_tells_a_high_water_mark_from_a_leak() -> None:
+    from bench.load import rss_verdict
+
+    # The run of 2026-11-27 09:33: worker 339 stepped from 92 to 139 MiB in the upload block
+    # at 32 connections and stayed there; a line through it rises +62 MiB.
+    step = [91.0, 91.0, 91.0, 91.8, 91.8, 91.8, 91.8, 89.0, 92.2, *[138.8] * 10, 138.0, 122.9]
+    flat = [136.3, 136.3, 126.6, *[125.0] * 16, 125.0, 125.1]
+    target, holds, measured = rss_verdict({339: step, 340: flat}, 2, 65_536)
+    assert holds, measured
+    assert "fitted rise +62.4" in measured  # reported; it judged this a leak before
+    assert "stay within 32 MiB of the run's peak" in target
+    assert "a leak over 1.00 KiB per request would show" in measured  # 32 MiB / 32,768
+
+    def verdict(*series: list[float]) -> bool:
+        return rss_verdict(dict(enumerate(series)), 2, 65_536)[1]
+
+    steady = [100.0 + 2.0 * i for i in range(19)]  # leaks through the run, and on:
+    assert not verdict(flat, [*steady, 136.0 + 17.0, 136.0 + 34.0])  # +34 over the peak
+    assert verdict(flat, [*steady, 136.0 + 16.0, 136.0 + 32.0])  # +32: at the slack
+    assert not verdict(step, [*flat[:-2], 125.0, 170.0])  # growth only in the repeat passes
+    assert verdict([*flat[:-2], 168.0, 100.0])  # 125 -> 168 (+31.7 over 136.3): noise
+    assert not rss_verdict({1: flat}, 2, 65_536, replaced=True)[1]
