@@ -13,7 +13,8 @@ is read, and at most ``max_concurrency + max_queue`` requests are admitted at on
 ``max_upload_bytes``. The number admitted is the worker's *load*; with a
 :class:`~service.balancing.LoadBoard` attached it is published there for the sibling workers,
 and :meth:`WorkLimiter.should_release_connection` tells whether this worker is busier than one
-of them (see :mod:`service.balancing`).
+of them (see :mod:`service.balancing`). When the last admitted request ends, the limiter lets
+:class:`~service.memory.IdleTrimmer` return freed heap memory to the OS.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import anyio.to_thread
 from .balancing import LoadBoard
 from .config import Settings
 from .errors import OverloadedError, ProcessingTimeoutError
+from .memory import IdleTrimmer
 from .observability import count_rejection
 
 T = TypeVar("T")
@@ -47,6 +49,7 @@ class WorkLimiter:
         self._admitted = 0
         self._max_admitted = settings.max_concurrency + settings.max_queue
         self._board: LoadBoard | None = None
+        self.trimmer = IdleTrimmer(settings.idle_trim_mib * 2**20)
 
     @property
     def board(self) -> LoadBoard | None:
@@ -95,6 +98,8 @@ class WorkLimiter:
             self._admitted -= 1
             if self._board is not None:
                 self._board.publish(self._admitted)
+            if not self._admitted:
+                self.trimmer.idle()
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(*args)`` in a thread once a slot is free; 503 if none frees up in time."""

@@ -105,6 +105,14 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Longest processing time before 504 is answered."
     )
 
+    idle_trim_mib: int = Field(
+        32,
+        ge=0,
+        description="When a worker falls idle with its RSS grown by this many MiB since its "
+        "last trim, return freed heap memory to the OS (glibc malloc_trim, in a thread, at "
+        "most once a second); 0 = never.",
+    )
+
     # --- process ---------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Bind address of `imgfilter serve`.")
     port: int = Field(8000, ge=1, le=65535, description="Port of `imgfilter serve`.")
