@@ -30,6 +30,7 @@ METRIC_NAMES = (
     "imgfilter_http_requests_in_flight",
     "imgfilter_stage_seconds_bucket",
     "imgfilter_rejections_total",
+    "imgfilter_connection_releases_total",
 )
 
 
