@@ -22,8 +22,12 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin app
 COPY --from=build /wheels /wheels
-# --only-binary: every dependency must come as a wheel (there is no compiler to build one).
-RUN python -m pip install --no-cache-dir --only-binary=:all: /wheels/*.whl \
+COPY deploy/requirements.lock /wheels/requirements.lock
+# Dependencies exactly as locked (`make lock`), each wheel checked against its hash, wheels only
+# (there is no compiler to build one); then the project's wheel, resolving nothing again.
+RUN python -m pip install --no-cache-dir --only-binary=:all: --require-hashes \
+        -r /wheels/requirements.lock \
+    && python -m pip install --no-cache-dir --no-deps /wheels/*.whl \
     && rm -rf /wheels
 WORKDIR /tmp
 USER 10001:10001

@@ -8,7 +8,7 @@ PORT ?= 8000
 WORKERS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint deploy-check unit e2e openapi bench loadbench fuzz soak clean
+.PHONY: help run test lint deploy-check unit e2e openapi lock bench loadbench fuzz soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,10 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 
 $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,e2e]'
+	@touch $@ $(VENV)/.runtime
+
+$(VENV)/.lock: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[lock]'
 	@touch $@ $(VENV)/.runtime
 
 $(VENV)/.bench: pyproject.toml | $(BIN)/python
@@ -54,6 +58,14 @@ e2e: $(VENV)/.test  ## browser tests only (Debian chromium + Playwright); screen
 
 openapi: $(VENV)/.runtime  ## regenerate openapi/openapi.json from the app
 	$(BIN)/python -m service.openapi_dump openapi/openapi.json
+
+# The Docker image installs exactly these pins, each wheel checked against its hash. Resolved
+# for the image's CPython 3.11 on x86_64 Linux; the hashes cover every wheel of each pinned
+# version (arm64 too). Run after changing the dependencies in pyproject.toml.
+lock: $(VENV)/.lock  ## re-pin the image's dependencies into deploy/requirements.lock (uv)
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes --annotation-style line \
+		--quiet -o deploy/requirements.lock
 
 bench: $(VENV)/.bench  ## core speed against scipy.ndimage / OpenCV / the lesson's loop
 	$(BIN)/python -m bench.core

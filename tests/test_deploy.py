@@ -4,7 +4,9 @@
 kubernetes-validate); this module checks what those cannot: settings in compose and the
 ConfigMap are real, valid settings; ports, probes, user and healthcheck agree everywhere; and
 the wheel the Dockerfile builds, installed into a fresh venv, serves ``/convolve`` and
-``/metrics`` when started with the Dockerfile's own ``CMD`` (parsed here, so they cannot drift).
+``/metrics`` when started with the Dockerfile's own ``CMD`` (parsed here, so they cannot drift);
+and ``deploy/requirements.lock``, which the image installs, pins every runtime requirement and is
+complete and installable (hashes, wheels) for the image's Python and platform.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +29,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from PIL import Image
 
 from service.config import ENV_PREFIX, Settings
@@ -35,6 +40,8 @@ from tests.servers import free_port, wait_healthy
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 KUBE = ROOT / "deploy" / "kubernetes"
+LOCK = ROOT / "deploy" / "requirements.lock"
+DOCKERIGNORE = ROOT / ".dockerignore"
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -76,12 +83,42 @@ def dockerfile_env() -> dict[str, str]:
     return env
 
 
-def run_command_after(prefix: str, stage: str) -> list[str]:
-    """The arguments of the stage's ``RUN`` line that starts with ``prefix``, up to ``&&``."""
-    for rest in instruction("RUN", stage):
-        if rest.startswith(prefix):
-            return shlex.split(rest.split("&&")[0])[len(shlex.split(prefix)) :]
-    raise AssertionError(f"no `RUN {prefix}` in stage {stage}")
+def run_commands(stage: str) -> list[list[str]]:
+    """Every shell command of the stage's ``RUN`` lines (split at ``&&``), as tokens."""
+    return [shlex.split(part) for rest in instruction("RUN", stage) for part in rest.split("&&")]
+
+
+def run_command_after(prefix: str, stage: str, *, last: str | None = None) -> list[str]:
+    """The arguments after ``prefix`` of the stage's first command that starts with it (and
+    ends with ``last``, if given)."""
+    words = shlex.split(prefix)
+    for command in run_commands(stage):
+        if command[: len(words)] == words and (last is None or command[-1] == last):
+            return command[len(words) :]
+    raise AssertionError(f"no `RUN {prefix} ... {last or ''}` in stage {stage}")
+
+
+def locked_pins() -> dict[str, tuple[str, list[str]]]:
+    """``name -> (version, hashes)`` of ``deploy/requirements.lock`` (names normalised)."""
+    pins: dict[str, tuple[str, list[str]]] = {}
+    text = re.sub(r"\\\n", " ", LOCK.read_text())
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        requirement, *options = line.split()
+        name, _, version = requirement.partition("==")
+        assert version, f"not pinned with ==: {line}"
+        hashes = [option.removeprefix("--hash=sha256:") for option in options]
+        assert all(option.startswith("--hash=sha256:") for option in options), line
+        pins[canonicalize_name(name)] = (version, hashes)
+    return pins
+
+
+def runtime_requirements() -> list[Requirement]:
+    """``[project] dependencies`` of pyproject.toml."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(item) for item in project["dependencies"]]
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -125,9 +162,78 @@ def test_dockerfile_runtime_is_pinned_slim_and_non_root() -> None:
     assert uid.isdigit()
     assert uid != "0"
     assert instruction("EXPOSE", "runtime") == ["8000"]
-    # Only the wheel crosses into the runtime stage: no sources, no build tools.
+    # Only the wheel and the lock enter the runtime stage: no sources, no build tools.
     copies = instruction("COPY", "runtime")
-    assert copies == ["--from=build /wheels /wheels"]
+    assert copies == [
+        "--from=build /wheels /wheels",
+        "deploy/requirements.lock /wheels/requirements.lock",
+    ]
+
+
+def test_dockerfile_installs_the_locked_hashed_wheels_then_the_project_alone() -> None:
+    locked = run_command_after("python -m pip install", "runtime", last="/wheels/requirements.lock")
+    assert {"--only-binary=:all:", "--require-hashes", "--no-cache-dir"} <= set(locked)
+    assert locked[-2] == "-r"
+    project = run_command_after("python -m pip install", "runtime", last="/wheels/*.whl")
+    assert "--no-deps" in project  # everything else came from the lock
+    commands = run_commands("runtime")
+    assert commands.index(["python", "-m", "pip", "install", *locked]) < commands.index(
+        ["python", "-m", "pip", "install", *project]
+    )
+    # The build context is an allow-list: every file the Dockerfile copies must be let in.
+    allowed = [line[1:] for line in DOCKERIGNORE.read_text().splitlines() if line.startswith("!")]
+    for source in ("pyproject.toml", "README.md", "service", "deploy/requirements.lock"):
+        assert any(source == entry.rstrip("/") for entry in allowed), source
+
+
+def test_lock_pins_every_runtime_requirement_within_its_range() -> None:
+    pins = locked_pins()
+    assert all(hashes for _, hashes in pins.values())
+    for requirement in runtime_requirements():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not in {LOCK.name}: run `make lock`"
+        version = pins[name][0]
+        assert requirement.specifier.contains(version, prereleases=True), (name, version)
+    header = LOCK.read_text().splitlines()[1]
+    python_image = next(a for a in instruction("ARG") if a.startswith("PYTHON_IMAGE="))
+    minor = re.search(r"python:(3\.\d+)\.", python_image)
+    assert minor is not None
+    assert f"--python-version {minor[1]}" in header, "lock resolved for the image's Python"
+
+
+@pytest.mark.slow
+def test_lock_is_complete_and_installable_on_the_image_platform(tmp_path: Path) -> None:
+    """pip fetches every locked wheel for CPython 3.11 on manylinux x86_64, checks its hash,
+    and, in hash-checking mode, refuses any dependency (of a pin, or of an extra the project
+    asks for, like ``uvicorn[standard]``) that the lock does not pin: a complete lock."""
+    extras = {canonicalize_name(r.name): sorted(r.extras) for r in runtime_requirements()}
+    lines = []
+    for line in LOCK.read_text().splitlines():
+        match = re.match(r"([A-Za-z0-9._-]+)==", line)
+        if match and extras.get(canonicalize_name(match[1])):
+            name = match[1]
+            line = f"{name}[{','.join(extras[canonicalize_name(name)])}]" + line[len(name) :]
+        lines.append(line)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("\n".join(lines) + "\n")
+    platforms = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "download", "--quiet", "--no-input"),
+            *("--only-binary=:all:", "--require-hashes", "-r", str(requirements)),
+            *("--python-version", "3.11", "--implementation", "cp"),
+            *(arg for platform in platforms for arg in ("--platform", platform)),
+            *("--dest", str(tmp_path / "wheels")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    errors = [line for line in done.stderr.splitlines() if "is ignored" not in line]
+    assert done.returncode == 0, "\n".join(errors[-20:])
+    fetched = {canonicalize_name(p.name.split("-")[0]) for p in (tmp_path / "wheels").iterdir()}
+    assert fetched == set(locked_pins())
 
 
 def test_dockerfile_cmd_serves_on_exposed_port() -> None:
@@ -256,8 +362,7 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    args = run_command_after("python -m pip install", "runtime")
-    assert args[-1] == "/wheels/*.whl", args
+    args = run_command_after("python -m pip install", "runtime", last="/wheels/*.whl")
     subprocess.run(
         [
             *(sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"),
