@@ -447,10 +447,12 @@ async def _python_load(port: int, req: Request, conns: int, seconds: float) -> R
     stop = time.perf_counter() + seconds
 
     async def connection() -> None:
-        reader, writer = await asyncio.open_connection(HOST, port)
+        writer: asyncio.StreamWriter | None = None
         try:
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(HOST, port)
                 writer.write(raw)
                 header = await reader.readuntil(b"\r\n\r\n")
                 status = int(header.split(b" ", 2)[1])
@@ -459,10 +461,14 @@ async def _python_load(port: int, req: Request, conns: int, seconds: float) -> R
                 latencies.append(time.perf_counter() - t0)
                 if status >= 400:
                     errors["status"] = errors.get("status", 0) + 1
+                if re.search(rb"(?i)\r\nconnection:\s*close\r\n", header):
+                    writer.close()  # as wrk does: the next request opens a new connection
+                    writer = None
         except (OSError, asyncio.IncompleteReadError, ValueError):
             errors["read"] = errors.get("read", 0) + 1
         finally:
-            writer.close()
+            if writer is not None:
+                writer.close()
 
     cpu0 = time.process_time()
     wall0 = time.perf_counter()

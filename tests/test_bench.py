@@ -82,3 +82,34 @@ def test_rss_verdict_tells_a_high_water_mark_from_a_leak() -> None:
     assert not verdict(step, [*flat[:-2], 125.0, 170.0])  # growth only in the repeat passes
     assert verdict([*flat[:-2], 168.0, 100.0])  # 125 -> 168 (+31.7 over 136.3): noise
     assert not rss_verdict({1: flat}, 2, 65_536, replaced=True)[1]
+
+
+def test_python_client_reconnects_after_connection_close() -> None:
+    """Like wrk: a response with ``Connection: close`` is not an error; the next request opens
+    a new connection (the service answers so when rebalancing its workers)."""
+    import asyncio
+
+    from bench import load
+
+    connections = 0
+
+    async def main() -> load.Run:
+        nonlocal connections
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, load.HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await load._python_load(port, load.Request("GET", "/"), 2, 0.3)
+
+    run = asyncio.run(main())
+    assert run.errors == 0, run.error_detail
+    assert run.requests >= 4
+    assert connections == run.requests
