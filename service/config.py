@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     processing_timeout_s: float = Field(
         30.0, gt=0, description="Longest processing time before 504 is answered."
     )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest time to receive a request body once the request is admitted; "
+        "408 beyond it (a slow sender holds one of the worker's admissions meanwhile).",
+    )
 
     idle_trim_mib: int = Field(
         32,

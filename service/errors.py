@@ -3,6 +3,7 @@
     ServiceError                 base: ``status_code`` + ``detail``; answered as {"detail": "..."}
     ├── BadImageError            400  the bytes are not a decodable image (the reason is given)
     ├── AuthenticationError      401  an API key is required and missing or wrong
+    ├── BodyTimeoutError         408  the body did not arrive within the body timeout
     ├── PayloadTooLargeError     413  the body exceeds the byte limit, or the image the pixel limit
     ├── UnsupportedMediaError    415  a content type or image format the service does not take
     ├── SpecError                422  a spec that parses but cannot run (shaped like FastAPI's 422)
@@ -48,6 +49,19 @@ class AuthenticationError(ServiceError):
     """Raised when API keys are configured and the request carries none or a wrong one (401)."""
 
     status_code = 401
+
+
+class BodyTimeoutError(ServiceError):
+    """Raised when the request body does not arrive within ``body_timeout_s`` (408).
+
+    Answered with ``Connection: close``: the rest of the body may still be on its way, so the
+    connection cannot carry another request.
+    """
+
+    status_code = 408
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Connection": "close"})
 
 
 class PayloadTooLargeError(ServiceError):

@@ -110,7 +110,7 @@ _STAGE_BUCKETS = (
     0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )  # fmt: skip
 STAGES: Final = ("decode", "convolve", "pool", "encode")
-REJECTION_REASONS: Final = ("too_many_bytes", "too_many_pixels", "overload")
+REJECTION_REASONS: Final = ("too_many_bytes", "too_many_pixels", "overload", "slow_body")
 
 HTTP_REQUESTS = Counter(
     "imgfilter_http_requests",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import socket
 import threading
 import time
 from collections import Counter
@@ -359,3 +361,44 @@ def test_uvicorn_refuses_oversized_body_without_dropping_the_client(
         assert response.status_code == 413
         assert "2097152 bytes" in response.json()["detail"]
         assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.slow
+def test_uvicorn_times_out_a_slow_body_and_frees_the_admission_it_held() -> None:
+    """A client that sends headers and 10 of 100 body bytes holds the worker's only admission
+    (others get 503) until the body timeout answers it 408 and closes; then work resumes."""
+    port = free_port()
+    env = {
+        "IMGFILTER_MAX_CONCURRENCY": "1",
+        "IMGFILTER_MAX_QUEUE": "0",
+        "IMGFILTER_BODY_TIMEOUT_S": "1.0",
+        "IMGFILTER_LOG_LEVEL": "warning",
+    }
+    with (
+        running_server(uvicorn_args(port, "--workers", "1"), port=port, env=env) as server,
+        socket.create_connection(("127.0.0.1", port), timeout=10) as slow,
+    ):
+        slow.sendall(
+            b"POST /pool HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n" + b'{"size": 2'
+        )
+        sent = time.monotonic()
+        time.sleep(0.1)  # the server reads the headers and admits the request
+        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+            deadline = sent + 0.8
+            busy = [client.post("/pool", json={"size": 2}).status_code]
+            while time.monotonic() < deadline:
+                busy.append(client.post("/pool", json={"size": 2}).status_code)
+                time.sleep(0.05)
+            reply = b""
+            while chunk := slow.recv(65536):  # until the server closes the connection
+                reply += chunk
+            waited = time.monotonic() - sent
+            after = client.post("/pool", json={"size": 2}).status_code
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), reply[:200]
+    assert b"connection: close" in head.lower()
+    assert json.loads(body)["detail"].startswith("the request body did not arrive within 1 s")
+    assert 1.0 <= waited < 5
+    assert set(busy) == {503}, busy
+    assert after == 200

@@ -2,9 +2,11 @@
 
 ``read_request`` runs on the event loop and only moves bytes: it refuses a body over
 ``max_upload_bytes`` while it streams in (before reading it all when ``Content-Length`` says
-so), checks the content type and, for multipart, separates the ``image`` file part from the
-``spec`` text part. Validating the spec (CPU work for large ``pixels`` arrays) happens later in
-the worker thread via ``parse_spec``. ``request_body_openapi`` documents both encodings.
+so) or one that takes longer than ``body_timeout_s`` to arrive (408: a slow sender would
+otherwise hold one of the worker's admissions indefinitely), checks the content type and, for
+multipart, separates the ``image`` file part from the ``spec`` text part. Validating the spec
+(CPU work for large ``pixels`` arrays) happens later in the worker thread via ``parse_spec``.
+``request_body_openapi`` documents both encodings.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from ..config import Settings
-from ..errors import PayloadTooLargeError, SpecError, UnsupportedMediaError
+from ..errors import BodyTimeoutError, PayloadTooLargeError, SpecError, UnsupportedMediaError
 from ..observability import count_rejection
 from ..schemas import ImageRef, OutputSpec, validation_context
 
@@ -36,18 +39,25 @@ class RawRequest:
     upload: bytes | None = None
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+async def _read_limited(request: Request, limit: int, timeout: float) -> bytes:
     declared = request.headers.get("content-length")
     # isascii: str.isdigit() is also true for "²" or "٣", which int() refuses (a 500).
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         _reject_size(limit)
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            _reject_size(limit)
-        chunks.append(chunk)
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > limit:
+                    _reject_size(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        count_rejection("slow_body")
+        raise BodyTimeoutError(
+            f"the request body did not arrive within {timeout:g} s ({total} bytes received)"
+        ) from None
     return b"".join(chunks)
 
 
@@ -68,7 +78,7 @@ async def read_request(request: Request, settings: Settings) -> RawRequest:
             f"content type {media_type!r} is not accepted; "
             "send application/json or multipart/form-data"
         )
-    body = await _read_limited(request, settings.max_upload_bytes)
+    body = await _read_limited(request, settings.max_upload_bytes, settings.body_timeout_s)
     if media_type != _MULTIPART:
         if not body.strip():
             raise SpecError(("body",), "the request body is empty; send a JSON spec")

@@ -20,6 +20,10 @@ RESULT: dict[int | str, dict[str, Any]] = {
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorMessage, "description": "The bytes are not a decodable image."},
     401: {"model": ErrorMessage, "description": "API keys are configured: none or a wrong one."},
+    408: {
+        "model": ErrorMessage,
+        "description": "The body did not arrive within the body timeout (`Connection: close`).",
+    },
     413: {
         "model": ErrorMessage,
         "description": "Body over the byte limit, or image over the pixel limit.",

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+from collections.abc import AsyncIterator
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
-from tests.conftest import png_bytes
+from service.main import create_app
+from tests.conftest import make_settings, png_bytes
 
 ENDPOINTS = ["/convolve", "/pool", "/pipeline"]
 VALID = {
@@ -344,3 +349,42 @@ def test_pixel_limit_rejections_are_counted_in_metrics(make_client) -> None:
     big_pixels = {"image": {"pixels": [[0] * 101] * 100}}
     assert client.post("/pool", json=big_pixels).status_code == 413
     assert _rejections(client, "too_many_pixels") == before + 2
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_body_slower_than_the_body_timeout_is_408_and_frees_its_admission(path: str) -> None:
+    app = create_app(make_settings(body_timeout_s=0.2, max_concurrency=1, max_queue=0))
+    limiter = app.state.work_limiter
+    stalled = asyncio.Event()
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b'{"ima'
+        stalled.set()
+        await asyncio.sleep(30)  # the rest never comes
+        yield b'ge": "ascent"}'
+
+    async def main() -> tuple[httpx.Response, int, float]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            slow = asyncio.create_task(
+                client.post(path, content=trickle(), headers={"content-type": "application/json"})
+            )
+            await stalled.wait()
+            held = limiter._admitted  # the slow body holds the worker's only admission
+            response = await slow
+            return response, held, loop.time() - started
+
+    before = REGISTRY.get_sample_value("imgfilter_rejections_total", {"reason": "slow_body"})
+    response, held, elapsed = asyncio.run(main())
+    assert held == 1
+    assert response.status_code == 408
+    assert response.headers["connection"] == "close"
+    assert response.json() == {
+        "detail": "the request body did not arrive within 0.2 s (5 bytes received)"
+    }
+    assert 0.2 <= elapsed < 5
+    assert limiter._admitted == 0
+    after = REGISTRY.get_sample_value("imgfilter_rejections_total", {"reason": "slow_body"})
+    assert (after or 0) - (before or 0) == 1
