@@ -22,6 +22,9 @@ sends its next request when the answer arrives) load is the worker's busy connec
 response in transit lowers a sibling's figure by one, so the margin of 2 keeps a balanced
 4/4 (read as 4 against 3 or 4) from closing anything, while 5/3 and worse converge in a
 few responses. Idle keep-alive connections carry no load and are never closed for balance.
+Unlike a server closing an idle connection, this cannot race a client's next request: the
+close is announced in the response the client is reading (HTTP/1.1 clients that pipeline
+requests must retry the ones after it, as RFC 9112 requires of them anyway).
 
 The workers of one server share a :class:`LoadBoard`: a small file of ``(pid, load)`` int64
 records, memory-mapped by each worker, who writes only its own record. ``serve`` creates it

@@ -271,16 +271,24 @@ def _load_board(settings: Settings) -> Iterator[Path | None]:
     """A fresh load board for this start, named in ``IMGFILTER_LOAD_BOARD``, when balancing.
 
     Twice as many records as workers, so a replacement worker finds one even before its
-    predecessor's record is seen as dead.
+    predecessor's record is seen as dead. Without a writable temp dir the server runs without
+    balancing (logged).
     """
     if settings.workers == 1 or not settings.rebalance_connections:
         yield None
         return
-    with _scratch_dir("imgfilter-board-") as directory:
-        path = directory / "load"
-        LoadBoard.create(path, slots=2 * settings.workers)
-        with _exported(BOARD_ENV, str(path)):
-            yield path
+    try:
+        directory = Path(tempfile.mkdtemp(prefix="imgfilter-board-"))
+        LoadBoard.create(directory / "load", slots=2 * settings.workers)
+    except OSError as exc:  # no writable temp dir: serve without balancing
+        logger.warning("connection balancing off: cannot create the load board: %s", exc)
+        yield None
+        return
+    try:
+        with _exported(BOARD_ENV, str(directory / "load")):
+            yield directory / "load"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:

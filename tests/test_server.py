@@ -24,9 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
-from service import cli
+from service import cli, server
+from service.balancing import BOARD_ENV
 from service.server import WorkerSockets, bind_anchor, bind_socket, cap_malloc_arenas
-from tests.conftest import ROOT
+from tests.conftest import ROOT, make_settings
 from tests.servers import established_connections, free_port, wait_healthy, worker_pids
 
 TEST_APP = "tests.lifecycle_app:app"
@@ -397,3 +398,34 @@ def test_keepalive_connections_end_up_evenly_spread_over_workers(tmp_path: Path)
             splits.append(max(samples, key=samples.count))
     assert splits == [[4, 4]] * 3, (splits, closed)
     assert closed < 100  # a few reconnections per round, not a storm
+
+
+def test_load_board_is_created_exported_and_removed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(server.tempfile, "tempdir", None)  # re-read TMPDIR
+    monkeypatch.delenv(BOARD_ENV, raising=False)
+    with server._load_board(make_settings(workers=3)) as path:
+        assert path is not None
+        assert path.is_relative_to(tmp_path)
+        assert path.stat().st_size == 6 * 16  # twice the workers, 16 bytes a record
+        assert os.environ[BOARD_ENV] == str(path)
+    assert not path.exists()
+    assert not list(tmp_path.iterdir())
+    assert BOARD_ENV not in os.environ
+    for settings in (make_settings(workers=1), make_settings(rebalance_connections=False)):
+        with server._load_board(settings) as none:
+            assert none is None
+
+    def unwritable(**_: Any) -> str:
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(server.tempfile, "mkdtemp", unwritable)
+    with (
+        caplog.at_level("WARNING", logger="imgfilter.server"),
+        server._load_board(make_settings(workers=2)) as none,
+    ):
+        assert none is None
+        assert BOARD_ENV not in os.environ
+    assert "connection balancing off" in caplog.text
