@@ -86,6 +86,14 @@ def _kill_mid_load(server: Server) -> tuple[Counter[object], int, set[int]]:
     return outcomes, victim, after
 
 
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (an exited child not yet reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def _board_owners(worker: int) -> set[int]:
     """Live PIDs holding a record of the load board named in a worker's environment."""
     environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
@@ -93,7 +101,7 @@ def _board_owners(worker: int) -> set[int]:
     path = next(item.removeprefix(prefix) for item in environ if item.startswith(prefix))
     records = memoryview(Path(path.decode()).read_bytes()).cast("q")
     owners = {records[i] for i in range(0, len(records), 2) if records[i]}
-    return {pid for pid in owners if Path(f"/proc/{pid}").exists()}
+    return {pid for pid in owners if _running(pid)}
 
 
 def _wait_board_owners(workers: set[int], deadline_s: float = 30.0) -> None:
@@ -150,3 +158,22 @@ def test_killed_worker_is_replaced_and_service_recovers(launcher: str) -> None:
         with httpx.Client(base_url=server.base_url, timeout=30) as client:
             assert client.get("/healthz").status_code == 200
             assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.slow
+def test_workers_exit_when_the_supervisor_is_killed() -> None:
+    """SIGKILL (the OOM killer, kill -9) gives the supervisor no chance to stop its workers;
+    the kernel then sends them SIGTERM (PR_SET_PDEATHSIG) and none is left serving."""
+    port = free_port()
+    env = {"IMGFILTER_LOG_LEVEL": "warning", "IMGFILTER_WORKERS": str(WORKERS)}
+    with running_server(LAUNCHERS["imgfilter-serve"](port), port=port, env=env) as server:
+        workers = _wait_workers(server.process.pid, exclude=set())
+        _wait_board_owners(workers)  # both are serving
+        server.process.kill()
+        server.process.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while alive := {pid for pid in workers if _running(pid)}:
+            assert time.monotonic() < deadline, f"workers {alive} outlived their supervisor"
+            time.sleep(0.1)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)

@@ -84,8 +84,12 @@ def serving(
         yield served
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+            process.terminate()  # a graceful stop takes the workers with it
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
 
 
 def wait_in_flight(base_url: str, at_least: int, deadline_s: float = 10.0) -> None:
@@ -429,3 +433,19 @@ def test_load_board_is_created_exported_and_removed(
         assert none is None
         assert BOARD_ENV not in os.environ
     assert "connection balancing off" in caplog.text
+
+
+def test_die_with_parent_signals_at_once_when_the_parent_is_already_gone() -> None:
+    code = (
+        "import os, time\n"
+        "from service.server import die_with_parent\n"
+        "assert die_with_parent(os.getppid())\n"  # the real parent: nothing happens
+        "print('armed', flush=True)\n"
+        "die_with_parent(os.getppid() + 1_000_000)\n"  # not our parent: as if reparented
+        "time.sleep(10)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert done.stdout == "armed\n"
+    assert done.returncode == -signal.SIGTERM
