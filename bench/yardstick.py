@@ -32,7 +32,9 @@ from PIL import Image
 from pydantic import BaseModel
 from scipy import ndimage
 
-_DIR = Path(os.environ.get("YARDSTICK_DIR", Path(__file__).parents[1] / ".." / "shared" / "bench"))
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "bench"
+_VENDORED = Path(__file__).resolve().parent / "vendor"  # verbatim copy, see its README
+_DIR = Path(os.environ.get("YARDSTICK_DIR", _SHARED if _SHARED.is_dir() else _VENDORED))
 sys.path.insert(0, str(_DIR.resolve()))
 
 import naive_app  # noqa: E402  (located at run time)
