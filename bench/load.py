@@ -59,9 +59,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from bench import default_yardstick_dir
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_YARDSTICK = REPO.parent / "shared" / "bench"
-VENDORED_YARDSTICK = REPO / "bench" / "vendor"  # verbatim copy of naive_app.py, see its README
 HOST = "127.0.0.1"
 MARK_START = "<!-- bench:load:start -->"
 MARK_END = "<!-- bench:load:end -->"
@@ -675,14 +675,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "service", service_argv(python, port, args.workers), env, port, workdir / "service.log"
         )
         servers.append(svc)
-        yardstick_dir = args.yardstick_dir or (
-            SHARED_YARDSTICK if SHARED_YARDSTICK.is_dir() else VENDORED_YARDSTICK
-        )
+        yardstick_dir = args.yardstick_dir or default_yardstick_dir()
         if (yardstick_dir / "naive_app.py").exists():
             yport = free_port()
             yenv = {**env, "YARDSTICK_DIR": str(yardstick_dir.resolve())}
-            if yardstick_dir.resolve() == VENDORED_YARDSTICK:
-                yenv["ASCENT_PATH"] = str(REPO / "service" / "data" / "ascent.png")
             print(f"yardstick: {yardstick_dir.resolve() / 'naive_app.py'}")
             yard = Server(
                 "yardstick",

@@ -32,10 +32,12 @@ from PIL import Image
 from pydantic import BaseModel
 from scipy import ndimage
 
-_SHARED = Path(__file__).resolve().parents[2] / "shared" / "bench"
-_VENDORED = Path(__file__).resolve().parent / "vendor"  # verbatim copy, see its README
-_DIR = Path(os.environ.get("YARDSTICK_DIR", _SHARED if _SHARED.is_dir() else _VENDORED))
-sys.path.insert(0, str(_DIR.resolve()))
+from bench import VENDORED_YARDSTICK, default_yardstick_dir
+
+_DIR = Path(os.environ.get("YARDSTICK_DIR", default_yardstick_dir())).resolve()
+if _DIR == VENDORED_YARDSTICK:  # the copy has no ../data beside it: the package's ascent
+    os.environ.setdefault("ASCENT_PATH", str(_DIR.parents[1] / "service" / "data" / "ascent.png"))
+sys.path.insert(0, str(_DIR))
 
 import naive_app  # noqa: E402  (located at run time)
 

@@ -206,12 +206,12 @@ def count_rejection(reason: str) -> None:
     annotate(rejected=reason)
 
 
-# --- request context -----------------------------------------------------------------------
 def count_connection_release() -> None:
     """Count a response sent with ``Connection: close`` to rebalance workers."""
     CONNECTION_RELEASES.inc()
 
 
+# --- request context -----------------------------------------------------------------------
 def current_request_id() -> str | None:
     """The ``X-Request-ID`` of the request being handled, or None outside a request."""
     return request_id_var.get()

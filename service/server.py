@@ -313,18 +313,17 @@ def _load_board(settings: Settings) -> Iterator[Path | None]:
     if settings.workers == 1 or not settings.rebalance_connections:
         yield None
         return
-    try:
-        directory = Path(tempfile.mkdtemp(prefix="imgfilter-board-"))
-        LoadBoard.create(directory / "load", slots=2 * settings.workers)
-    except OSError as exc:  # no writable temp dir: serve without balancing
-        logger.warning("connection balancing off: cannot create the load board: %s", exc)
-        yield None
-        return
-    try:
-        with _exported(BOARD_ENV, str(directory / "load")):
-            yield directory / "load"
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with contextlib.ExitStack() as stack:
+        path: Path | None
+        try:
+            path = stack.enter_context(_scratch_dir("imgfilter-board-")) / "load"
+            LoadBoard.create(path, slots=2 * settings.workers)
+        except OSError as exc:  # no writable temp dir: serve without balancing
+            logger.warning("connection balancing off: cannot create the load board: %s", exc)
+            path = None
+        else:
+            stack.enter_context(_exported(BOARD_ENV, str(path)))
+        yield path
 
 
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:

@@ -93,16 +93,30 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (an exited child not yet reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def dead_pid() -> int:
+    """The PID of a process that has exited and been reaped."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
 def worker_pids(supervisor: int) -> set[int]:
     """Live (non-zombie) worker processes of a uvicorn supervisor: children in ``spawn_main``."""
     workers: set[int] = set()
     for pid in children(supervisor):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if b"spawn_main" in cmdline and state != "Z":
+        if b"spawn_main" in cmdline and running(pid):
             workers.add(pid)
     return workers
 

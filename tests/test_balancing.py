@@ -16,6 +16,7 @@ import pytest
 from service.balancing import BOARD_ENV, LoadBoard, join_from_environment
 from service.concurrency import WorkLimiter
 from tests.conftest import make_settings
+from tests.servers import dead_pid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,13 +45,6 @@ def claim(path: Path, pid: int) -> LoadBoard:
     board = LoadBoard.join(path, pid=pid)
     assert board is not None, f"no free record for {pid}"
     return board
-
-
-def dead_pid() -> int:
-    """The PID of a process that has exited and been reaped."""
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
 
 
 def test_create_writes_a_private_empty_board_and_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -20,7 +20,14 @@ import httpx
 import pytest
 
 from service.balancing import BOARD_ENV
-from tests.servers import Server, free_port, running_server, uvicorn_args, worker_pids
+from tests.servers import (
+    Server,
+    free_port,
+    running,
+    running_server,
+    uvicorn_args,
+    worker_pids,
+)
 
 WORKERS = 2
 LIGHT = {"image": {"pixels": [[1, 2, 3], [4, 5, 6], [7, 8, 9]]}, "preset": "box-3"}
@@ -86,14 +93,6 @@ def _kill_mid_load(server: Server) -> tuple[Counter[object], int, set[int]]:
     return outcomes, victim, after
 
 
-def _running(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie (an exited child not yet reaped)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
 def _board_owners(worker: int) -> set[int]:
     """Live PIDs holding a record of the load board named in a worker's environment."""
     environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
@@ -101,7 +100,7 @@ def _board_owners(worker: int) -> set[int]:
     path = next(item.removeprefix(prefix) for item in environ if item.startswith(prefix))
     records = memoryview(Path(path.decode()).read_bytes()).cast("q")
     owners = {records[i] for i in range(0, len(records), 2) if records[i]}
-    return {pid for pid in owners if _running(pid)}
+    return {pid for pid in owners if running(pid)}
 
 
 def _wait_board_owners(workers: set[int], deadline_s: float = 30.0) -> None:
@@ -172,7 +171,7 @@ def test_workers_exit_when_the_supervisor_is_killed() -> None:
         server.process.kill()
         server.process.wait(timeout=10)
         deadline = time.monotonic() + 15
-        while alive := {pid for pid in workers if _running(pid)}:
+        while alive := {pid for pid in workers if running(pid)}:
             assert time.monotonic() < deadline, f"workers {alive} outlived their supervisor"
             time.sleep(0.1)
     with pytest.raises(httpx.TransportError):

@@ -41,8 +41,7 @@ async def handle(
     if release:
         count_connection_release()
         annotate(connection="close")
-        return Response(body, media_type=media_type, headers=CLOSE_CONNECTION)
-    return Response(body, media_type=media_type)
+    return Response(body, media_type=media_type, headers=CLOSE_CONNECTION if release else None)
 
 
 def _work(

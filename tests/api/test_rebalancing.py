@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 from service.balancing import BOARD_ENV, LoadBoard
 from service.main import create_app
 from tests.conftest import make_settings
+from tests.servers import dead_pid
 
 SOBEL = {"preset": "sobel-x"}
 RELEASES = "imgfilter_connection_releases_total"
@@ -91,9 +92,7 @@ def test_every_processing_route_rebalances(board_path: Path, sibling_pid: int, p
 
 
 def test_no_close_when_the_sibling_is_dead(board_path: Path) -> None:
-    process = subprocess.Popen(["true"])
-    process.wait()
-    assert LoadBoard.join(board_path, pid=process.pid) is not None
+    assert LoadBoard.join(board_path, pid=dead_pid()) is not None
     assert _closes(create_app(make_settings(max_concurrency=1))) == [False, False, False]
 
 
