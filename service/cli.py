@@ -308,8 +308,15 @@ def _where(loc: Sequence[str | int]) -> str:
     return ".".join(parts[1:] if parts[:1] == ["body"] else parts)
 
 
-def _validation_message(error: ValidationError) -> str:
-    issues = error.errors(include_url=False, include_context=False, include_input=False)
+def _validation_message(error: ValidationError, *, spec: bool = True) -> str:
+    """The issues on one line, worded like the API's 422 (``service.api.messages``)."""
+    from .api import messages
+
+    errors = error.errors(include_url=False, include_input=False)
+    if spec:
+        issues = messages.humanize(errors, prefix=())
+    else:
+        issues = [{"loc": e["loc"], "msg": messages.message(e)} for e in errors]
     return "; ".join(
         f"{where}: {issue['msg']}" if (where := _where(issue["loc"])) else issue["msg"]
         for issue in issues
@@ -330,7 +337,7 @@ def _run_images(
     try:
         settings = get_settings()
     except ValidationError as exc:
-        raise CliError(f"invalid settings: {_validation_message(exc)}", code=2) from exc
+        raise CliError(f"invalid settings: {_validation_message(exc, spec=False)}", code=2) from exc
     imaging.configure_pillow(settings.max_pixels)
     output = Path(args.output) if args.output else None
     several = len(args.inputs) > 1 or (
@@ -362,6 +369,12 @@ def _run_images(
     return 0
 
 
+# An -o naming one of these, with several inputs, is a file by mistake, not a directory to create.
+_FILE_SUFFIXES = frozenset(
+    (".png", ".json", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+)
+
+
 def _targets(
     inputs: Sequence[str], output: Path | None, several: bool, fmt: str
 ) -> list[tuple[str, Path | None]]:
@@ -374,6 +387,12 @@ def _targets(
         raise CliError("several images need -o DIR (a directory for the results)", code=2)
     if output.exists() and not output.is_dir():
         raise CliError(f"-o {output}: several images need a directory, not a file", code=2)
+    if not output.exists() and output.suffix.lower() in _FILE_SUFFIXES:
+        raise CliError(
+            f"-o {output}: {len(inputs)} images need a directory, not one file "
+            f"(give -o DIR, or one IMAGE per run)",
+            code=2,
+        )
     pairs: list[tuple[str, Path | None]] = []
     seen: dict[Path, str] = {}
     for source in inputs:
@@ -450,7 +469,13 @@ _SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand of ``_SUBCOMMANDS``."""
     parser = argparse.ArgumentParser(
-        prog="imgfilter", description="Convolution and pooling on images, over HTTP."
+        prog="imgfilter",
+        description=(
+            "Convolution and pooling on images. `serve` runs the HTTP service; convolve, pool, "
+            "pipeline and kernels run locally in this process (no server, no network), with "
+            "the same specs and messages as the API. To call a running server, use curl or "
+            "service.client."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from . import __version__, balancing, imaging, observability
-from .api import convolve, docs, health, meta, metrics, pipeline, playground, pool
+from .api import convolve, docs, health, messages, meta, metrics, pipeline, playground, pool
 from .api.body import SpecValidationError
 from .api.security import SecurityHeadersMiddleware, require_api_key
 from .concurrency import WorkLimiter
@@ -39,10 +39,7 @@ and a `spec` part with the same JSON, without `image`). Answers are PNG or JSON.
 def _validation_issues(
     error: ValidationError, prefix: tuple[str | int, ...] = ("body",)
 ) -> list[dict[str, Any]]:
-    return [
-        {"type": issue["type"], "loc": [*prefix, *issue["loc"]], "msg": issue["msg"]}
-        for issue in error.errors(include_url=False, include_context=False, include_input=False)
-    ]
+    return messages.humanize(error.errors(include_url=False, include_input=False), prefix)
 
 
 def _register_error_handlers(app: FastAPI) -> None:

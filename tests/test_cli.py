@@ -195,3 +195,32 @@ def test_cli_python_dash_m_service_subprocess(tmp_path: Path, ascent: np.ndarray
     )
     assert ok.returncode == 0, ok.stderr
     np.testing.assert_array_equal(decode_png(out.read_bytes()), _sobel_x(ascent))
+
+
+def test_cli_several_inputs_refuse_a_single_output_file(
+    tmp_path: Path, small_png: tuple[Path, np.ndarray], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = small_png
+    out = tmp_path / "single.png"
+    assert main(["pool", str(path), "ascent", "-o", str(out)]) == 2
+    assert not out.exists()  # no directory named single.png either
+    assert "need a directory, not one file" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("size", ["0", "x", "1,2,3"])
+def test_cli_pool_size_message_has_no_pydantic_internals(
+    size: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pool", "ascent", f"--size={size}", "-o", "unused.png"]) == 2
+    line = _error_line(capsys)
+    assert line.startswith("size: must ")
+    for internal in ("constrained", "tuple[", "Value error", "Input should"):
+        assert internal not in line
+
+
+def test_cli_help_says_what_runs_locally(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "run locally in this process" in text
+    assert "over HTTP" not in text
