@@ -2,13 +2,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-HOST ?= 127.0.0.1
-PORT ?= 8000
+# Empty: `serve` reads IMGFILTER_HOST / IMGFILTER_PORT (default 127.0.0.1:8000).
+HOST ?=
+PORT ?=
 # Empty: the worker count comes from IMGFILTER_WORKERS or the CPU count.
 WORKERS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint deploy-check unit e2e openapi lock bench loadbench fuzz soak clean
+.PHONY: help run cli test lint deploy-check unit e2e openapi lock bench loadbench fuzz soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,8 +35,11 @@ $(VENV)/.bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,e2e,bench]'
 	@touch $@ $(VENV)/.test $(VENV)/.runtime
 
-run: $(VENV)/.runtime  ## create .venv, install, serve on http://$(HOST):$(PORT)
-	$(BIN)/python -m service serve --host $(HOST) --port $(PORT)$(if $(WORKERS), --workers $(WORKERS))
+run: $(VENV)/.runtime  ## create .venv, install, serve (HOST/PORT, or IMGFILTER_HOST/IMGFILTER_PORT)
+	$(BIN)/python -m service serve$(if $(HOST), --host $(HOST))$(if $(PORT), --port $(PORT))$(if $(WORKERS), --workers $(WORKERS))
+
+cli: $(VENV)/.runtime  ## the imgfilter CLI from the venv: make cli ARGS='convolve ascent --preset sobel-x -o edges.png'
+	$(BIN)/imgfilter $(ARGS)
 
 lint: $(VENV)/.test  ## ruff check + ruff format --check + mypy + bandit
 	$(BIN)/ruff check .

@@ -43,7 +43,10 @@ def _add_serve(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="run the HTTP service (uvicorn, several worker processes)",
-        description="Run the HTTP service. Options override the IMGFILTER_* settings.",
+        description=(
+            "Run the HTTP service. Options override the IMGFILTER_* settings. On a terminal, "
+            "prints the playground and API docs URLs once listening."
+        ),
     )
     parser.add_argument("--host", help="bind address (IMGFILTER_HOST)")
     parser.add_argument("--port", type=int, help="TCP port (IMGFILTER_PORT)")

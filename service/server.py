@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ipaddress
 import logging
 import os
 import shutil
@@ -346,6 +347,21 @@ def _run_single(config: uvicorn.Config, sock: socket.socket) -> None:
         raise SystemExit(STARTUP_FAILURE)
 
 
+def start_line(host: str, port: int) -> str:
+    """The human line ``serve`` prints on a terminal: the playground's and the docs' URLs.
+
+    A wildcard bind (``0.0.0.0``, ``::``) is shown as ``127.0.0.1``: the address a browser on
+    this machine opens.
+    """
+    try:
+        wildcard = ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host name
+        wildcard = False
+    shown = "127.0.0.1" if wildcard or not host else host
+    base = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
+    return f"Image filter service: open {base}/ (playground), {base}/docs (API docs); Ctrl+C stops"
+
+
 def serve(settings: Settings, *, app: str = APP) -> None:
     """Serve ``app`` (an import string) with ``settings.workers`` processes until stopped.
 
@@ -403,6 +419,8 @@ def serve(settings: Settings, *, app: str = APP) -> None:
                     "load_board": str(load_board) if load_board else None,
                 },
             )
+            if sys.stdout.isatty():  # a person at a terminal: where to point the browser
+                print(start_line(host, port), flush=True)
             if settings.workers > 1:
                 supervisor = _Supervisor(config, sockets=WorkerSockets(host, port))
                 supervisor.run()

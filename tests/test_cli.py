@@ -224,3 +224,77 @@ def test_cli_help_says_what_runs_locally(capsys: pytest.CaptureFixture[str]) -> 
     text = " ".join(capsys.readouterr().out.split())
     assert "run locally in this process" in text
     assert "over HTTP" not in text
+
+
+def _read_until(fd: int, wanted: bytes, seconds: float) -> bytes:
+    """Bytes from a pty until ``wanted`` appears or ``seconds`` pass."""
+    import os
+    import select
+    import time
+
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while wanted not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:
+                break
+    return seen
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_serve_prints_the_urls_only_on_a_terminal(tty: bool) -> None:
+    import os
+    import pty
+    import signal
+
+    from tests.servers import free_port
+
+    port = free_port()
+    env = {**os.environ, "IMGFILTER_PORT": str(port), "IMGFILTER_WORKERS": "1"}
+    main_fd, child_fd = pty.openpty() if tty else os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve"],
+        stdout=child_fd,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+    )
+    os.close(child_fd)
+    try:
+        seen = _read_until(main_fd, b"listening on", 60)
+        seen += _read_until(main_fd, b"(API docs)", 2)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        os.close(main_fd)
+    assert b"listening on" in seen  # the server started (and honoured IMGFILTER_PORT)
+    line = f"open http://127.0.0.1:{port}/ (playground), http://127.0.0.1:{port}/docs".encode()
+    assert (line in seen) is tty
+
+
+def test_make_run_leaves_host_and_port_to_the_imgfilter_settings() -> None:
+    import os
+    import shutil
+
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    env = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT", "MAKEFLAGS")}
+
+    def dry_run(*args: str) -> str:
+        done = subprocess.run(
+            [make, "-n", "run", *args],
+            env={**env, "IMGFILTER_PORT": "18400"},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return next(line for line in done.stdout.splitlines() if "service serve" in line)
+
+    assert "--port" not in dry_run()
+    assert "--host" not in dry_run()
+    assert dry_run("PORT=9001", "HOST=0.0.0.0").endswith("serve --host 0.0.0.0 --port 9001")

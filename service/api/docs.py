@@ -22,6 +22,12 @@ ASSETS_URL = "/static/docs"
 router = APIRouter(include_in_schema=False)
 
 
+def _with_lang(page: HTMLResponse) -> HTMLResponse:
+    """FastAPI's docs pages open with a bare ``<html>``; screen readers need the language."""
+    body = bytes(page.body).replace(b"<html>", b'<html lang="en">', 1)
+    return HTMLResponse(body, status_code=page.status_code)
+
+
 def mount_assets(app: FastAPI) -> None:
     """Serve the Swagger UI and ReDoc files shipped by ``fastapi-offline``."""
     directory = resources.files("fastapi_offline").joinpath("static")
@@ -31,14 +37,16 @@ def mount_assets(app: FastAPI) -> None:
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
     root = request.scope.get("root_path", "")
-    return get_swagger_ui_html(
-        openapi_url=f"{root}{request.app.openapi_url}",
-        title=f"{request.app.title} - Swagger UI",
-        oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
-        swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
-        swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
-        swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
-        swagger_ui_parameters={"tryItOutEnabled": True, "displayRequestDuration": True},
+    return _with_lang(
+        get_swagger_ui_html(
+            openapi_url=f"{root}{request.app.openapi_url}",
+            title=f"{request.app.title} - Swagger UI",
+            oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
+            swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            swagger_ui_parameters={"tryItOutEnabled": True, "displayRequestDuration": True},
+        )
     )
 
 
@@ -50,10 +58,12 @@ async def swagger_ui_redirect() -> HTMLResponse:
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
     root = request.scope.get("root_path", "")
-    return get_redoc_html(
-        openapi_url=f"{root}{request.app.openapi_url}",
-        title=f"{request.app.title} - ReDoc",
-        redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
-        redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
-        with_google_fonts=False,
+    return _with_lang(
+        get_redoc_html(
+            openapi_url=f"{root}{request.app.openapi_url}",
+            title=f"{request.app.title} - ReDoc",
+            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
     )
