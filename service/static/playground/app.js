@@ -1,4 +1,5 @@
-// The playground: builds a spec from the form, calls the public API, shows the results.
+// The playground: builds a spec from the form, calls the public API once per run (/convolve,
+// or /pipeline with the pooling step), shows the result beside the original.
 // Vanilla JS, no build step, no external resources. URLs are relative to the page, so the
 // page also works behind a path prefix. API text is always inserted as text, never as HTML.
 "use strict";
@@ -7,9 +8,13 @@ const $ = (selector) => document.querySelector(selector);
 const apiUrl = (path) => new URL(path, document.baseURI).href;
 const presets = new Map();
 const objectUrls = new Map();
+const KEY_STORE = "imgfilter.apiKey";
+const DEFAULT_PRESET = "sobel-y";
+const LIVE_DELAY_MS = 300;
 let runId = 0;
 let inflight = null;
 let debounce = null;
+let originalHistogram = null;
 
 /** An answer of the API with a non-2xx status; `detail` is the API's own words. */
 class ApiError extends Error {
@@ -21,19 +26,44 @@ class ApiError extends Error {
   }
 }
 
+/** A problem found before calling the API, tied to one control. */
+class FormError extends Error {
+  constructor(control, message) {
+    super(message);
+    this.control = control;
+  }
+}
+
 // --- numbers and the kernel grid ---------------------------------------------------------
 
 /** A number for "1.5", "-2", "1e-3" or "1/16"; the text itself otherwise (the API words it). */
 function parseNumber(text) {
-  const value = text.trim();
+  const value = String(text).trim();
   if (/^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(value)) return Number(value);
   const fraction = value.match(/^([-+]?\d+(?:\.\d*)?)\s*\/\s*(\d+(?:\.\d*)?)$/);
   if (fraction && Number(fraction[2]) !== 0) return Number(fraction[1]) / Number(fraction[2]);
   return value;
 }
 
+/** "1/9" for 0.1111111111111111, "1/256" for 0.00390625; short decimals and integers as is. */
+function formatNumber(value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return String(value);
+  const text = String(value);
+  const decimals = (text.split(".")[1] || "").length;
+  if (Number.isInteger(value) || (decimals <= 3 && !text.includes("e"))) return text;
+  for (let d = 2; d <= 4096; d += 1) {
+    const n = Math.round(value * d);
+    if (n / d === value) return `${n}/${d}`;
+  }
+  return text;
+}
+
 function gridSize() {
   return Number($("#kernel-size").value);
+}
+
+function cells() {
+  return [...document.querySelectorAll("#grid .cell")];
 }
 
 /** Rebuild the grid with `rows` (list of lists), centred and zero-padded to `size`. */
@@ -49,20 +79,22 @@ function buildGrid(size, rows) {
       cell.type = "text";
       cell.inputMode = "decimal";
       cell.className = "cell";
+      cell.dataset.row = String(r);
+      cell.dataset.col = String(c);
       cell.setAttribute("aria-label", `kernel row ${r + 1}, column ${c + 1}`);
       const row = values[r - offset];
       const value = row === undefined ? undefined : row[c - Math.floor((size - row.length) / 2)];
-      cell.value = value === undefined ? "0" : String(value);
+      cell.value = value === undefined ? "0" : typeof value === "number" ? formatNumber(value) : value;
       grid.append(cell);
     }
   }
 }
 
 function readGridText() {
-  const cells = [...document.querySelectorAll("#grid .cell")];
-  const size = Math.round(Math.sqrt(cells.length));
+  const all = cells();
+  const size = Math.round(Math.sqrt(all.length));
   const rows = [];
-  for (let r = 0; r < size; r += 1) rows.push(cells.slice(r * size, (r + 1) * size).map((c) => c.value));
+  for (let r = 0; r < size; r += 1) rows.push(all.slice(r * size, (r + 1) * size).map((c) => c.value));
   return rows;
 }
 
@@ -70,17 +102,41 @@ function readKernel() {
   return readGridText().map((row) => row.map(parseNumber));
 }
 
-function applyPreset(name) {
-  const preset = presets.get(name);
-  $("#preset-description").textContent = preset ? preset.description : "";
-  if (!preset) return;
-  const size = preset.kernel.length;
+function ensureSizeOption(size) {
   if (![...$("#kernel-size").options].some((o) => Number(o.value) === size)) {
     $("#kernel-size").add(new Option(`${size}\u00d7${size}`, String(size)));
   }
   $("#kernel-size").value = String(size);
-  buildGrid(size, preset.kernel);
-  $("#weight").value = String(preset.weight);
+}
+
+function applyPreset(name) {
+  const preset = presets.get(name);
+  $("#preset-description").textContent = preset ? preset.description : "";
+  if (!preset) return;
+  ensureSizeOption(preset.kernel.length);
+  buildGrid(preset.kernel.length, preset.kernel);
+  $("#weight").value = formatNumber(preset.weight);
+}
+
+/** Arrow keys move between cells (left/right only at the text's edge); Enter runs now. */
+function gridKeys(event) {
+  const cell = event.target;
+  if (!cell.classList.contains("cell")) return;
+  const size = gridSize();
+  let r = Number(cell.dataset.row);
+  let c = Number(cell.dataset.col);
+  const atStart = cell.selectionStart === 0 && cell.selectionEnd === 0;
+  const atEnd = cell.selectionStart === cell.value.length;
+  if (event.key === "ArrowUp") r -= 1;
+  else if (event.key === "ArrowDown") r += 1;
+  else if (event.key === "ArrowLeft" && atStart) c -= 1;
+  else if (event.key === "ArrowRight" && atEnd) c += 1;
+  else return;
+  if (r < 0 || c < 0 || r >= size || c >= size) return;
+  event.preventDefault();
+  const next = cells()[r * size + c];
+  next.focus();
+  next.select();
 }
 
 // --- specs ---------------------------------------------------------------------------------
@@ -109,15 +165,88 @@ function convolveParams() {
 }
 
 function poolParams() {
-  const params = { method: $("#pool-method").value, size: parseNumber($("#pool-size").value) };
-  if ($("#pool-stride").value.trim()) params.stride = parseNumber($("#pool-stride").value);
+  const params = { method: $("#pool-method").value, size: parseWindow($("#pool-size").value) };
+  if ($("#pool-stride").value.trim()) params.stride = parseWindow($("#pool-stride").value);
   if ($("#pool-edge").value !== "drop") params.edge = $("#pool-edge").value;
   return params;
 }
 
+/** "2" -> 2, "2,3" or "2x3" -> [2, 3]; anything else as typed (the API words the problem). */
+function parseWindow(text) {
+  const pair = String(text).trim().match(/^(\d+)\s*[,x\u00d7]\s*(\d+)$/i);
+  return pair ? [Number(pair[1]), Number(pair[2])] : parseNumber(text);
+}
+
+function uploadWanted() {
+  return document.querySelector('input[name="source"]:checked').value === "upload";
+}
+
 function selectedFile() {
-  const wanted = document.querySelector('input[name="source"]:checked').value === "upload";
-  return wanted ? $("#file").files[0] || null : null;
+  if (!uploadWanted()) return null;
+  const file = $("#file").files[0];
+  if (!file) throw new FormError($("#file"), "Choose an image file to upload, or pick ascent.");
+  return file;
+}
+
+/** The one request of a run: /convolve, or /pipeline when the pooling step is on. */
+function request(conv, pooling) {
+  if (!pooling) return { path: "convolve", spec: conv };
+  return { path: "pipeline", spec: { steps: [{ op: "convolve", ...conv }, { op: "pool", ...pooling }] } };
+}
+
+// --- the setup in the URL ------------------------------------------------------------------
+
+const FIELDS = {
+  color: "auto",
+  weight: null,
+  mode: "standard",
+  border: "reflect",
+  cval: "0",
+  scale: "clamp",
+  "pool-method": "max",
+  "pool-size": "2",
+  "pool-stride": "",
+  "pool-edge": "drop",
+};
+
+/** The form as URL parameters (only what differs from the defaults); uploads stay local. */
+function setupParams() {
+  const params = new URLSearchParams();
+  const preset = $("#preset").value;
+  if (preset) params.set("preset", preset);
+  else params.set("kernel", readGridText().map((row) => row.join(",")).join(";"));
+  for (const [id, initial] of Object.entries(FIELDS)) {
+    const value = $(`#${id}`).value;
+    const presetWeight = id === "weight" && preset ? formatNumber(presets.get(preset).weight) : "1";
+    if (value !== (initial === null ? presetWeight : initial)) params.set(id, value);
+  }
+  if ($("#pool-on").checked) params.set("pool", "1");
+  return params;
+}
+
+function saveSetup() {
+  history.replaceState(null, "", `#${setupParams()}`);
+}
+
+/** Apply the setup of the URL's fragment; false when there is none. */
+function loadSetup() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  if (![...params.keys()].length) return false;
+  const preset = params.get("preset");
+  if (preset && presets.has(preset)) {
+    $("#preset").value = preset;
+    applyPreset(preset);
+  } else if (params.has("kernel")) {
+    $("#preset").value = "";
+    const rows = params.get("kernel").split(";").map((row) => row.split(","));
+    ensureSizeOption(rows.length);
+    buildGrid(rows.length, rows);
+  }
+  for (const id of Object.keys(FIELDS)) {
+    if (params.has(id)) $(`#${id}`).value = params.get(id);
+  }
+  $("#pool-on").checked = params.get("pool") === "1";
+  return true;
 }
 
 // --- calling the API -------------------------------------------------------------------------
@@ -138,12 +267,12 @@ async function failure(response) {
   return new ApiError(response.status, response.statusText, detail);
 }
 
-/** POST `spec` to `path` as JSON (ascent) or multipart (an image blob); resolves to a PNG blob. */
-async function post(path, spec, image, signal) {
+/** POST `spec` to `path` as JSON (ascent) or multipart (a file); resolves to a PNG blob. */
+async function post(path, spec, file, signal) {
   let init;
-  if (image) {
+  if (file) {
     const form = new FormData();
-    form.append("image", image.blob, image.name);
+    form.append("image", file, file.name);
     form.append("spec", JSON.stringify(spec));
     init = { method: "POST", body: form, headers: authHeaders(), signal };
   } else {
@@ -157,7 +286,7 @@ async function post(path, spec, image, signal) {
 
 // --- showing results -------------------------------------------------------------------------
 
-/** Size and min/max of a decoded <img> (over the colour channels, alpha left out). */
+/** Pixels of a decoded <img>: size, min/max over the colour channels, a 256-bin histogram. */
 function imageStats(img) {
   const width = img.naturalWidth;
   const height = img.naturalHeight;
@@ -167,93 +296,246 @@ function imageStats(img) {
   const context = canvas.getContext("2d", { willReadFrequently: true });
   context.drawImage(img, 0, 0);
   const data = context.getImageData(0, 0, width, height).data;
+  const histogram = new Float64Array(256);
   let min = 255;
   let max = 0;
+  let sum = 0;
   for (let i = 0; i < data.length; i += 4) {
-    for (let k = i; k < i + 3; k += 1) {
-      if (data[k] < min) min = data[k];
-      if (data[k] > max) max = data[k];
-    }
+    const r = data[i];
+    const g = data[i + 1];
+    const b = data[i + 2];
+    min = Math.min(min, r, g, b);
+    max = Math.max(max, r, g, b);
+    // Gray images have r = g = b; colour ones are binned by their luma (ITU-R 601).
+    const value = r === g && g === b ? r : Math.round(0.299 * r + 0.587 * g + 0.114 * b);
+    histogram[value] += 1;
+    sum += value;
   }
-  return { width, height, min, max };
+  const count = width * height;
+  return { width, height, min, max, mean: count ? sum / count : 0, histogram, count };
 }
 
+function revoke(id) {
+  if (objectUrls.has(id)) URL.revokeObjectURL(objectUrls.get(id));
+  objectUrls.delete(id);
+}
+
+/** Show `source` (a URL or a Blob) in figure `id`; resolves to its stats, or null if undecodable. */
 async function showImage(id, source, bytes) {
   const figure = document.getElementById(id);
   const img = figure.querySelector("img");
   const meta = figure.querySelector(".meta");
-  if (objectUrls.has(id)) URL.revokeObjectURL(objectUrls.get(id));
-  objectUrls.delete(id);
+  revoke(id);
   let url = source;
   if (source instanceof Blob) {
     url = URL.createObjectURL(source);
     objectUrls.set(id, url);
   }
-  figure.hidden = false;
+  img.hidden = false;
   img.src = url;
   try {
     await img.decode();
   } catch {
-    meta.textContent = "(this browser cannot show this format; the API can still read it)";
-    return;
+    img.hidden = true;
+    meta.textContent = "";
+    return null;
   }
-  const s = imageStats(img);
+  const stats = imageStats(img);
   const size = bytes === undefined ? "" : `, ${(bytes / 1024).toFixed(1)} KiB`;
-  meta.textContent = `${s.width}\u00d7${s.height}, min ${s.min}, max ${s.max}${size}`;
-  figure.dataset.width = String(s.width);
-  figure.dataset.height = String(s.height);
+  meta.textContent = `${stats.width}\u00d7${stats.height}, min ${stats.min}, max ${stats.max}${size}`;
+  figure.dataset.width = String(stats.width);
+  figure.dataset.height = String(stats.height);
+  return stats;
 }
 
 /** Scale the shown images by one common factor so they fit side by side (relative sizes kept). */
 function layoutFigures() {
-  const container = $(".figures");
-  const figures = [...container.querySelectorAll("figure:not([hidden])")];
-  const images = figures.map((f) => f.querySelector("img")).filter((img) => img.naturalWidth);
+  const container = $("#side");
+  const figures = [...container.querySelectorAll("figure")];
+  const images = figures.map((f) => f.querySelector("img")).filter((img) => !img.hidden && img.naturalWidth);
   const total = images.reduce((sum, img) => sum + img.naturalWidth, 0);
   const available = container.clientWidth - figures.length * 24 - (figures.length - 1) * 16;
   const scale = total ? Math.min(1, available / total) : 1;
   for (const img of images) {
-    // Too small to compare side by side (narrow screens): let them wrap at full width instead.
+    // Too small to compare side by side: the stylesheet's widths (half each) take over.
     img.style.width = scale < 0.3 ? "" : `${Math.floor(img.naturalWidth * scale)}px`;
   }
 }
 
-function showError(error) {
+function drawHistogram(result) {
+  const canvas = $("#histogram");
+  const context = canvas.getContext("2d");
+  const style = getComputedStyle(document.body);
+  context.clearRect(0, 0, canvas.width, canvas.height);
+  const series = [
+    [originalHistogram, style.getPropertyValue("--hist-original").trim()],
+    [result && result.histogram, style.getPropertyValue("--accent").trim()],
+  ].filter(([bins]) => bins);
+  const peak = Math.max(1, ...series.map(([bins]) => Math.sqrt(Math.max(...bins))));
+  const barWidth = canvas.width / 256;
+  for (const [bins, color] of series) {
+    context.fillStyle = color;
+    for (let v = 0; v < 256; v += 1) {
+      const h = (Math.sqrt(bins[v]) / peak) * (canvas.height - 2);
+      context.fillRect(v * barWidth, canvas.height - h, Math.max(1, barWidth - 0.5), h);
+    }
+  }
+  if (!result) {
+    $("#histogram-meta").textContent = "";
+    canvas.setAttribute("aria-label", "Histogram of the result: no result");
+    return;
+  }
+  const share = (v) => ((100 * result.histogram[v]) / result.count).toFixed(1);
+  const text = `min ${result.min}, max ${result.max}, mean ${result.mean.toFixed(1)}; ${share(0)}% of pixels at 0, ${share(255)}% at 255.`;
+  $("#histogram-meta").textContent = text;
+  canvas.setAttribute("aria-label", `Histogram of the result: ${text}`);
+}
+
+function setCompare(originalUrl, resultUrl) {
+  $("#compare-before").src = originalUrl || "";
+  $("#compare-after").src = resultUrl || "";
+}
+
+function syncView() {
+  const compare = document.querySelector('input[name="view"]:checked').value === "compare";
+  $("#side").hidden = compare;
+  $("#compare").hidden = !compare;
+  if (!compare) layoutFigures();
+}
+
+// --- errors next to their controls -----------------------------------------------------------
+
+const CONVOLVE_FIELDS = ["preset", "weight", "mode", "border", "cval", "scale", "color"];
+const POOL_FIELDS = { method: "pool-method", size: "pool-size", stride: "pool-stride", edge: "pool-edge" };
+
+/** The control an API issue is about, and a name for it; null for a request-wide issue. */
+function controlFor(loc, pooling) {
+  let path = Array.isArray(loc) ? loc.slice() : [];
+  if (path[0] === "body") path = path.slice(1);
+  if (path[0] === "spec") path = path.slice(1);
+  let step = 0;
+  if (path[0] === "steps" && typeof path[1] === "number") {
+    step = path[1];
+    path = path.slice(2);
+  } else if (path[0] === "steps") {
+    return null;
+  }
+  const [field, row, col] = path;
+  if (field === "image") return { control: $("#file"), errorId: "file-error", name: "Image" };
+  if (step === 1 && pooling && POOL_FIELDS[field]) {
+    return { control: $(`#${POOL_FIELDS[field]}`), errorId: `${POOL_FIELDS[field]}-error`, name: `Pooling ${field}` };
+  }
+  if (step !== 0) return null;
+  if (field === "kernel") {
+    if (typeof row === "number" && typeof col === "number") {
+      const cell = cells()[row * gridSize() + col];
+      if (cell) return { control: cell, errorId: "kernel-error", name: `Kernel row ${row + 1}, column ${col + 1}` };
+    }
+    return { control: cells()[0], errorId: "kernel-error", name: "Kernel" };
+  }
+  if (CONVOLVE_FIELDS.includes(field)) {
+    return { control: $(`#${field}`), errorId: `${field}-error`, name: field[0].toUpperCase() + field.slice(1) };
+  }
+  return null;
+}
+
+function clearErrors() {
+  $("#error").hidden = true;
+  $("#error").replaceChildren();
+  for (const box of document.querySelectorAll(".field-error")) {
+    box.hidden = true;
+    box.textContent = "";
+  }
+  for (const control of document.querySelectorAll("[aria-invalid]")) control.removeAttribute("aria-invalid");
+}
+
+function markField(target, text) {
+  target.control.setAttribute("aria-invalid", "true");
+  const box = document.getElementById(target.errorId);
+  box.textContent = box.textContent ? `${box.textContent} ${text}` : text;
+  box.hidden = false;
+}
+
+/** The API's message without the 1-based cell it names (the page says it in its own words). */
+const issueText = (issue) =>
+  (typeof issue.msg === "string" ? issue.msg : JSON.stringify(issue)).replace(/ \(row \d+, column \d+\)$/, "");
+
+/**
+ * Show `error`: each issue beside its control (highlighted), a summary above the results.
+ * `moveFocus` (an explicit run) focuses the first control at fault; a live run only scrolls.
+ */
+function showError(error, pooling, moveFocus) {
+  clearErrors();
   const box = $("#error");
-  box.replaceChildren();
   const title = document.createElement("strong");
   const list = document.createElement("ul");
-  if (error instanceof ApiError) {
+  let first = null;
+  const add = (target, text) => {
+    const item = document.createElement("li");
+    item.textContent = target ? `${target.name}: ${text}` : text;
+    list.append(item);
+    if (target) {
+      markField(target, target.errorId === "kernel-error" ? `${target.name}: ${text}` : text);
+      first = first || target.control;
+    }
+  };
+  if (error instanceof FormError) {
+    title.textContent = "Not sent";
+    add({ control: error.control, errorId: `${error.control.id}-error`, name: "Image" }, error.message);
+  } else if (error instanceof ApiError) {
     title.textContent = `The API answered ${error.status} ${error.statusText}`.trim();
     const issues = Array.isArray(error.detail) ? error.detail : [{ msg: String(error.detail) }];
     for (const issue of issues) {
-      const item = document.createElement("li");
-      if (Array.isArray(issue.loc) && issue.loc.length) {
-        const where = document.createElement("code");
-        where.textContent = issue.loc.join(".");
-        item.append(where, ": ");
+      let target = controlFor(issue.loc, pooling);
+      if (!target && error.status === 400 && uploadWanted()) {
+        target = { control: $("#file"), errorId: "file-error", name: "Image" };
       }
-      item.append(typeof issue.msg === "string" ? issue.msg : JSON.stringify(issue));
-      list.append(item);
+      add(target, issueText(issue));
+    }
+    if (error.status === 401) {
+      $("#key-panel").open = true;
+      const key = { control: $("#api-key"), errorId: "api-key-error", name: "API key" };
+      markField(key, "This server needs an API key: enter it here, then Run.");
+      first = $("#api-key");
+    } else if (error.status === 413 && uploadWanted()) {
+      markField({ control: $("#file"), errorId: "file-error" }, "The file is larger than this server accepts.");
+      first = first || $("#file");
     }
   } else {
     title.textContent = "The request did not complete";
-    const item = document.createElement("li");
-    item.textContent = String(error && error.message ? error.message : error);
-    list.append(item);
+    add(null, String(error && error.message ? error.message : error));
   }
   box.append(title, list);
   box.hidden = false;
+  const target = first || box;
+  if (moveFocus) {
+    target.focus({ preventScroll: true });
+    if (target.select && target.classList.contains("cell")) target.select();
+  }
+  const rect = (first || box).getBoundingClientRect();
+  if (rect.top < 0 || rect.bottom > innerHeight) (first || box).scrollIntoView({ block: "center" });
+}
+
+/** The last result no longer matches the form: clear it, so nothing stale stays on screen. */
+function clearResult() {
+  revoke("result");
+  const figure = $("#result");
+  figure.querySelector("img").hidden = true;
+  figure.querySelector("img").removeAttribute("src");
+  figure.querySelector(".meta").textContent = "";
+  figure.querySelector(".placeholder").hidden = false;
+  $("#download").hidden = true;
+  $("#download").removeAttribute("href");
+  setCompare(objectUrls.get("original") || apiUrl("images/ascent"), "");
+  drawHistogram(null);
 }
 
 // --- the equivalent curl command ---------------------------------------------------------------
 
 const shellQuote = (text) => `'${String(text).replace(/'/g, "'\\''")}'`;
 
-function curlCommand(conv, pooling, file) {
-  const path = pooling ? "pipeline" : "convolve";
-  const spec = pooling ? { steps: [{ op: "convolve", ...conv }, { op: "pool", ...pooling }] } : conv;
-  const lines = [`curl -sS -X POST ${shellQuote(apiUrl(path))}`];
+function curlCommand(path, spec, file) {
+  const lines = [`curl -sS --fail-with-body -X POST ${shellQuote(apiUrl(path))}`];
   if ($("#api-key").value.trim()) lines.push('-H "X-API-Key: $IMGFILTER_API_KEY"');
   if (file) {
     lines.push(`-F ${shellQuote(`image=@${file.name}`)}`);
@@ -262,7 +544,7 @@ function curlCommand(conv, pooling, file) {
     lines.push("-H 'Content-Type: application/json'");
     lines.push(`-d ${shellQuote(JSON.stringify(spec))}`);
   }
-  lines.push(`-o ${pooling ? "pooled" : "convolved"}.png`);
+  lines.push(`-o ${path === "pipeline" ? "pooled" : "convolved"}.png`);
   return lines.join(" \\\n  ");
 }
 
@@ -285,51 +567,76 @@ async function copyCurl() {
 
 // --- running ---------------------------------------------------------------------------------
 
-function setStatus(status) {
+function setStatus(status, words) {
   document.body.dataset.status = status;
   $("#run").disabled = status === "running";
+  if (words !== undefined) $("#status").textContent = words;
 }
 
-async function run() {
+let shownOriginal = null;
+
+/** Show the original (once per source) and remember its histogram. */
+async function showOriginal(file) {
+  const key = file ? `${file.name}:${file.size}:${file.lastModified}` : "ascent";
+  if (shownOriginal === key) return;
+  shownOriginal = key;
+  const stats = await showImage("original", file || apiUrl("images/ascent"), file ? file.size : undefined);
+  originalHistogram = stats ? stats.histogram : null;
+  if (!stats && file) $("#original .meta").textContent = `${file.name}: not shown (this browser cannot decode it)`;
+}
+
+function resultTitle(pooling) {
+  if (!pooling) return "Convolved";
+  const size = Array.isArray(pooling.size) ? pooling.size.join("\u00d7") : `${pooling.size}\u00d7${pooling.size}`;
+  return `Convolved, then ${size} ${pooling.method}-pooled`;
+}
+
+/** One run: one request; `explicit` (Run, Enter) moves the focus to a control at fault. */
+async function run(explicit = false) {
   clearTimeout(debounce);
   const id = ++runId;
   if (inflight) inflight.abort();
   inflight = new AbortController();
   const { signal } = inflight;
-  setStatus("running");
+  const pooling = $("#pool-on").checked ? poolParams() : null;
+  setStatus("running", "Running\u2026");
+  saveSetup();
   try {
     const file = selectedFile();
-    const conv = convolveParams();
-    const pooling = $("#pool-on").checked ? poolParams() : null;
-    $("#curl").textContent = curlCommand(conv, pooling, file);
-    await showImage("original", file || apiUrl("images/ascent"), file ? file.size : undefined);
-    const image = file ? { blob: file, name: file.name } : null;
-    const convolved = await post("convolve", conv, image, signal);
-    let pooled = null;
-    if (pooling) {
-      // The pipeline's rule: the 8-bit result of the convolution is the pooling's input.
-      const input = { blob: convolved, name: "convolved.png" };
-      pooled = await post("pool", pooling, input, signal);
-    }
+    const { path, spec } = request(convolveParams(), pooling);
+    $("#curl").textContent = curlCommand(path, spec, file);
+    await showOriginal(file);
+    const blob = await post(path, spec, file, signal);
     if (id !== runId) return;
-    $("#error").hidden = true;
-    await showImage("convolved", convolved, convolved.size);
-    if (pooled) await showImage("pooled", pooled, pooled.size);
-    else $("#pooled").hidden = true;
+    clearErrors();
+    $("#result-title").textContent = resultTitle(pooling);
+    $("#result .placeholder").hidden = true;
+    const stats = await showImage("result", blob, blob.size);
+    if (id !== runId) return;
+    const download = $("#download");
+    download.href = objectUrls.get("result");
+    download.download = `${path === "pipeline" ? "pooled" : "convolved"}.png`;
+    download.hidden = false;
+    setCompare(objectUrls.get("original") || apiUrl("images/ascent"), objectUrls.get("result"));
+    drawHistogram(stats);
+    if (file && !originalHistogram) {
+      $("#original .meta").textContent = `${file.name}: this browser cannot show it; the API read it`;
+    }
     layoutFigures();
-    if (id === runId) setStatus("done");
+    setStatus("done", `Done: ${$("#result .meta").textContent}`);
   } catch (error) {
     if (id !== runId || (error && error.name === "AbortError")) return;
-    showError(error);
-    setStatus("error");
+    clearResult();
+    showError(error, pooling, explicit);
+    setStatus("error", "The run failed; see the message.");
   }
 }
 
 /** Run shortly after the last change (several quick edits make one request). */
-function schedule() {
+function schedule(delay = 250) {
   clearTimeout(debounce);
   setStatus("pending");
-  debounce = setTimeout(run, 250);
+  debounce = setTimeout(() => run(false), delay);
 }
 
 function syncControls() {
@@ -348,46 +655,82 @@ async function loadPresets() {
   }
 }
 
+/** The page as first opened: the default preset, every option at the API's default. */
+function resetForm() {
+  $("#controls").reset();
+  $("#api-key").value = sessionStorage.getItem(KEY_STORE) || "";
+  shownOriginal = null;
+  buildGrid(3, [[-1, -2, -1], [0, 0, 0], [1, 2, 1]]);
+  if (presets.has(DEFAULT_PRESET)) {
+    $("#preset").value = DEFAULT_PRESET;
+    applyPreset(DEFAULT_PRESET);
+  }
+  syncControls();
+}
+
+function forgetPreset() {
+  if ($("#preset").value) {
+    $("#preset").value = "";
+    $("#preset-description").textContent = "";
+  }
+}
+
 async function start() {
   buildGrid(3, [[-1, -2, -1], [0, 0, 0], [1, 2, 1]]);
+  $("#api-key").value = sessionStorage.getItem(KEY_STORE) || "";
   syncControls();
   const form = $("#controls");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    run();
+    run(true);
   });
   form.addEventListener("change", (event) => {
     const target = event.target;
+    if (target.classList.contains("cell")) return; // cells run on input
     if (target.id === "preset") applyPreset(target.value);
     if (target.id === "kernel-size") {
-      $("#preset").value = "";
-      $("#preset-description").textContent = "";
+      forgetPreset();
       buildGrid(gridSize());
     }
     if (target.id === "file" && target.files.length) {
       document.querySelector('input[name="source"][value="upload"]').checked = true;
     }
+    if (target.name === "source" || target.id === "file") shownOriginal = null;
     syncControls();
     schedule();
   });
   $("#grid").addEventListener("input", () => {
-    if ($("#preset").value) {
-      $("#preset").value = "";
-      $("#preset-description").textContent = "";
-    }
+    forgetPreset();
+    schedule(LIVE_DELAY_MS);
+  });
+  $("#grid").addEventListener("keydown", gridKeys);
+  for (const id of ["weight", "cval", "pool-size", "pool-stride"]) {
+    $(`#${id}`).addEventListener("input", () => schedule(LIVE_DELAY_MS));
+  }
+  $("#api-key").addEventListener("input", () => {
+    const key = $("#api-key").value.trim();
+    if (key) sessionStorage.setItem(KEY_STORE, key);
+    else sessionStorage.removeItem(KEY_STORE);
+  });
+  $("#reset-button").addEventListener("click", () => {
+    resetForm();
+    history.replaceState(null, "", location.pathname + location.search);
+    run(false);
   });
   $("#copy").addEventListener("click", copyCurl);
+  for (const radio of document.querySelectorAll('input[name="view"]')) radio.addEventListener("change", syncView);
+  $("#compare-position").addEventListener("input", (event) => {
+    $(".compare-frame").style.setProperty("--position", `${event.target.value}%`);
+  });
   window.addEventListener("resize", layoutFigures);
   try {
     await loadPresets();
-    if (presets.has("sobel-y")) {
-      $("#preset").value = "sobel-y";
-      applyPreset("sobel-y");
-    }
+    if (!loadSetup()) resetForm();
+    syncControls();
   } catch (error) {
-    showError(error);
+    showError(error, null, false);
   }
-  run();
+  run(false);
 }
 
 document.addEventListener("DOMContentLoaded", start);
