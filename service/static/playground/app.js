@@ -125,8 +125,9 @@ function gridKeys(event) {
   const size = gridSize();
   let r = Number(cell.dataset.row);
   let c = Number(cell.dataset.col);
-  const atStart = cell.selectionStart === 0 && cell.selectionEnd === 0;
-  const atEnd = cell.selectionStart === cell.value.length;
+  // The caret at the text's edge, or the whole text selected (as after a move): the arrow moves.
+  const atStart = cell.selectionStart === 0;
+  const atEnd = cell.selectionEnd === cell.value.length;
   if (event.key === "ArrowUp") r -= 1;
   else if (event.key === "ArrowDown") r += 1;
   else if (event.key === "ArrowLeft" && atStart) c -= 1;
@@ -464,7 +465,8 @@ const issueText = (issue) =>
  * Show `error`: each issue beside its control (highlighted), a summary above the results.
  * `moveFocus` (an explicit run) focuses the first control at fault; a live run only scrolls.
  */
-function showError(error, pooling, moveFocus) {
+function showError(error, pooling, explicit) {
+  let moveFocus = explicit;
   clearErrors();
   const box = $("#error");
   const title = document.createElement("strong");
@@ -497,6 +499,7 @@ function showError(error, pooling, moveFocus) {
       const key = { control: $("#api-key"), errorId: "api-key-error", name: "API key" };
       markField(key, "This server needs an API key: enter it here, then Run.");
       first = $("#api-key");
+      moveFocus = true; // nothing else can succeed until a key is entered
     } else if (error.status === 413 && uploadWanted()) {
       markField({ control: $("#file"), errorId: "file-error" }, "The file is larger than this server accepts.");
       first = first || $("#file");
