@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from scipy import ndimage
 
 from service.client import ApiError, AsyncClient, Client
-from tests.conftest import decode_png, png_bytes
+from tests.conftest import ROOT, decode_png, png_bytes
 from tests.servers import Server, free_port, running_server, uvicorn_args
 
 API_KEY = "client-test-key-0123456789"
@@ -147,3 +149,17 @@ def test_async_client_twin(server: Server, ascent: np.ndarray) -> None:
     assert "sobel-x" in names
     assert error.status_code == 422
     assert error.detail[0]["loc"][:3] == ["body", "steps", 0]
+
+
+def test_readme_installs_the_client_from_the_clone_never_by_bare_name() -> None:
+    """docs/naming.md: no index lookup of our name, so a squatted name cannot be installed."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    installs = re.findall(r"pip install (\S+)", readme)
+    assert installs, "the README shows how to install the client"
+    for target in installs:
+        name = target.strip("`'\"")
+        assert not name.startswith(project["name"]), f"install by bare name: {target}"
+        assert name.startswith(("-e", ".", "/")), f"not a path install: {target}"
+    assert "client" in project["optional-dependencies"]
+    assert "-e '.[client]'" in readme
