@@ -592,3 +592,16 @@ def test_swagger_try_it_out_renders_png(
     image.evaluate("(img) => img.scrollIntoView({block: 'center'})")
     page.screenshot(path=str(_screenshot_path("swagger.png", tmp_path)))
     _assert_local_only(requests_seen)
+
+
+def test_too_large_upload_is_reported_at_the_file(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.png"
+    big.write_bytes(np.random.default_rng(0).bytes(MAX_UPLOAD + 100_000))
+    _open(page, server)
+    page.set_input_files("#file", str(big))
+    _wait(page, "error")
+    assert "413" in page.inner_text("#error")
+    assert "larger than this server accepts" in page.inner_text("#file-error")
+    assert page.locator("#result img").is_hidden()
