@@ -605,3 +605,22 @@ def test_too_large_upload_is_reported_at_the_file(
     assert "413" in page.inner_text("#error")
     assert "larger than this server accepts" in page.inner_text("#file-error")
     assert page.locator("#result img").is_hidden()
+
+
+@pytest.mark.parametrize(
+    ("preset", "words"),
+    [
+        ("box-3", "Sum \u00d7 weight = 1: flat areas keep their brightness."),
+        ("sobel-y", "Sum \u00d7 weight = 0: flat areas go to 0: only changes (edges) remain."),
+    ],
+)
+def test_kernel_sum_says_what_happens_to_flat_areas(
+    page: Page, server: Server, preset: str, words: str
+) -> None:
+    _open(page, server)
+    page.select_option("#preset", preset)
+    _wait(page, "done")
+    assert page.inner_text("#kernel-sum") == words
+    page.fill("#weight", "2")
+    gain = "18" if preset == "box-3" else "0"  # box-3: nine 1s
+    assert page.inner_text("#kernel-sum").startswith(f"Sum \u00d7 weight = {gain}:")

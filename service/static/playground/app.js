@@ -140,6 +140,23 @@ function gridKeys(event) {
   next.select();
 }
 
+/** What the kernel does to a flat area: its sum times the weight (the gain at zero frequency). */
+function describeSum() {
+  const values = readKernel().flat();
+  const weight = parseNumber($("#weight").value);
+  const box = $("#kernel-sum");
+  if (values.some((v) => typeof v !== "number") || typeof weight !== "number") {
+    box.textContent = "";
+    return;
+  }
+  const gain = values.reduce((sum, v) => sum + v, 0) * weight;
+  const shown = formatNumber(Math.round(gain * 1e9) / 1e9);
+  let effect = `flat areas are multiplied by ${shown}`;
+  if (Math.abs(gain - 1) < 1e-9) effect = "flat areas keep their brightness";
+  else if (Math.abs(gain) < 1e-9) effect = "flat areas go to 0: only changes (edges) remain";
+  box.textContent = `Sum \u00d7 weight = ${shown}: ${effect}.`;
+}
+
 // --- specs ---------------------------------------------------------------------------------
 
 /** The convolution fields, leaving out what equals the API's default. */
@@ -700,15 +717,20 @@ async function start() {
     }
     if (target.name === "source" || target.id === "file") shownOriginal = null;
     syncControls();
+    describeSum();
     schedule();
   });
   $("#grid").addEventListener("input", () => {
     forgetPreset();
+    describeSum();
     schedule(LIVE_DELAY_MS);
   });
   $("#grid").addEventListener("keydown", gridKeys);
   for (const id of ["weight", "cval", "pool-size", "pool-stride"]) {
-    $(`#${id}`).addEventListener("input", () => schedule(LIVE_DELAY_MS));
+    $(`#${id}`).addEventListener("input", () => {
+      if (id === "weight") describeSum();
+      schedule(LIVE_DELAY_MS);
+    });
   }
   $("#api-key").addEventListener("input", () => {
     const key = $("#api-key").value.trim();
@@ -717,6 +739,7 @@ async function start() {
   });
   $("#reset-button").addEventListener("click", () => {
     resetForm();
+    describeSum();
     history.replaceState(null, "", location.pathname + location.search);
     run(false);
   });
@@ -730,6 +753,7 @@ async function start() {
     await loadPresets();
     if (!loadSetup()) resetForm();
     syncControls();
+    describeSum();
   } catch (error) {
     showError(error, null, false);
   }
