@@ -289,7 +289,7 @@ def test_compose_environment_is_valid_settings() -> None:
     environment = load_yaml(COMPOSE)["services"]["api"]["environment"]
     env = {key: compose_default(str(value)) for key, value in environment.items()}
     settings = settings_from_env(env)
-    assert settings.workers == 2
+    assert settings.workers == 1
     assert settings.max_upload_bytes == 20 * 1024 * 1024
 
 
