@@ -187,6 +187,10 @@ def test_four_replicas_share_the_load(stack: None) -> None:
     for replica in replicas:
         text = httpx.get(f"http://{container_ip(replica)}:8000/metrics", timeout=10).text
         assert 'route="/convolve",status="200"' in text
+    # ... and by hand, with deploy/README.md's command as written.
+    (by_hand,) = [c for c in documented_commands() if " exec " in c]
+    text = run("bash", "-c", by_hand, env=ENV).stdout
+    assert 'imgfilter_http_requests_total{method="POST",route="/convolve",status="200"}' in text
 
 
 def _served_by(request_ids: set[str]) -> Counter[str]:
@@ -239,7 +243,7 @@ def test_killing_a_replica_under_load_costs_at_most_one_percent(stack: None) -> 
 
 def test_down_removes_everything(stack: None) -> None:
     with timed("docker compose down"):
-        run("docker", "compose", "down", env=ENV, timeout=120)
+        run_documented("down")
     label = f"label=com.docker.compose.project={PROJECT}"
     assert docker("ps", "-aq", "--filter", label) == ""
     assert docker("network", "ls", "-q", "--filter", label) == ""

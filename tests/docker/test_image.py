@@ -30,6 +30,7 @@ from tests.docker.harness import (
 
 LABEL = ["--label", "org.imgfilter.test=1"]
 SOBEL = {"preset": "sobel-x"}
+READ_ONLY = ("--read-only", "--tmpfs", "/tmp")  # as documented: read-only root, tmpfs /tmp
 
 
 def start(image: str, name: str, containers: list[str], *args: str, port: int | None = None) -> str:
@@ -62,9 +63,7 @@ def start_record(name: str) -> dict[str, object]:
 
 def test_image_runs_healthy_as_non_root_and_serves(image: str, containers: list[str]) -> None:
     port = PORT_BASE + 1
-    name = start(
-        image, "imgfilter-test-run", containers, "--read-only", "--tmpfs", "/tmp", port=port
-    )
+    name = start(image, "imgfilter-test-run", containers, *READ_ONLY, port=port)
     with timed("run -> healthy"):
         took = wait_healthy(name, deadline_s=30)
     # The first check runs one interval (3 s) after the start; 15 s before the fix.
@@ -98,9 +97,7 @@ def test_host_and_port_come_from_the_environment(image: str, containers: list[st
         image,
         "imgfilter-test-port",
         containers,
-        "--read-only",
-        "--tmpfs",
-        "/tmp",
+        *READ_ONLY,
         "-e",
         "IMGFILTER_PORT=9000",
         "-e",
@@ -148,9 +145,7 @@ def test_graceful_stop_finishes_in_flight_requests(image: str, containers: list[
         image,
         "imgfilter-test-stop",
         containers,
-        "--read-only",
-        "--tmpfs",
-        "/tmp",
+        *READ_ONLY,
         "-e",
         "IMGFILTER_WORKERS=2",
         "-e",
@@ -192,9 +187,7 @@ def test_read_only_root_without_tmp_fails_clearly(image: str, containers: list[s
 
 def test_cpu_quota_sets_the_default_worker_count(image: str, containers: list[str]) -> None:
     """``--cpus 1`` means one worker, on cgroup v1 and v2 hosts alike (finding 9)."""
-    name = start(
-        image, "imgfilter-test-cpus", containers, "--read-only", "--tmpfs", "/tmp", "--cpus", "1"
-    )
+    name = start(image, "imgfilter-test-cpus", containers, *READ_ONLY, "--cpus", "1")
     wait_healthy(name, deadline_s=30)
     assert start_record(name)["workers"] == 1
     cgroup = docker(
