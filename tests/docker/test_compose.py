@@ -9,6 +9,7 @@ of 8000; the commands are otherwise exactly as documented). The tests run in ord
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -18,7 +19,9 @@ from collections import Counter
 from collections.abc import Iterator
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.docker.harness import (
     ANSI,
@@ -35,6 +38,7 @@ from tests.docker.harness import (
     log,
     run,
     timed,
+    upload,
     wait_for,
 )
 
@@ -116,6 +120,16 @@ def test_one_replica_with_the_documented_command(stack: None) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/png"
     assert httpx.get(f"{BASE}/lb-healthz", timeout=5).status_code == 200
+    # An upload near the 20 MiB limit streams through nginx to the API and back.
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (2500, 2700, 3), dtype=np.uint8)  # noise: ~20 MB as PNG
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG", compress_level=0)
+    assert 19 * 2**20 < len(buffer.getvalue()) < 20 * 2**20
+    spec = {"steps": [{"op": "pool", "size": 4}]}
+    response = upload(f"{BASE}/pipeline", buffer.getvalue(), spec)
+    assert response.status_code == 200, response.text
+    assert Image.open(io.BytesIO(response.content)).size == (675, 625)
 
 
 def test_request_ids_and_client_address_agree_in_both_logs(stack: None) -> None:
