@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from tests.docker.harness import (
@@ -108,6 +109,16 @@ def test_documented_compose_commands_exist() -> None:
     assert any("--build" in c for c in commands)
     assert any("--scale api=4" in c for c in commands)
     assert not any("--profile" in c for c in commands), "--profile scale changes nothing"
+
+
+def test_load_balancer_image_is_recent_enough_for_the_config(stack: None) -> None:
+    """``server api:8000 resolve`` needs nginx 1.27.3 or later (finding 6)."""
+    lb_image = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["lb"]["image"]
+    out = run("docker", "run", "--rm", "--label", "org.imgfilter.test=1", lb_image, "nginx", "-v")
+    version = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", out.stdout + out.stderr)
+    assert version, out.stderr
+    log(f"{lb_image}: nginx {'.'.join(version.groups())}")
+    assert tuple(map(int, version.groups())) >= (1, 27, 3)
 
 
 def test_one_replica_with_the_documented_command(stack: None) -> None:
