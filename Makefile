@@ -9,7 +9,7 @@ PORT ?=
 WORKERS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run cli test lint deploy-check unit e2e openapi lock bench loadbench fuzz soak clean
+.PHONY: help run cli test lint deploy-check unit e2e docker-test openapi lock bench loadbench fuzz soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,13 @@ test: lint deploy-check unit  ## create/update .venv, run the linters and the wh
 
 e2e: $(VENV)/.test  ## browser tests only (Debian chromium + Playwright); screenshots to docs/
 	IMGFILTER_SCREENSHOT_DIR=docs $(BIN)/python -m pytest -q tests/e2e
+
+# Not part of `make test`: needs root and a Docker engine (deploy/test/setup.sh installs and
+# starts one, gets compose v2 and the base images, building local stand-ins where none can be
+# pulled). Ports 18200-18299 on 127.0.0.1; everything it starts is removed at the end.
+docker-test: $(VENV)/.test  ## build the image, run it, compose (1 and 4 replicas) and the k8s pod under Docker
+	bash deploy/test/setup.sh
+	IMGFILTER_DOCKER_TEST=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/docker
 
 openapi: $(VENV)/.runtime  ## regenerate openapi/openapi.json from the app
 	$(BIN)/python -m service.openapi_dump openapi/openapi.json

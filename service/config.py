@@ -18,24 +18,45 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "IMGFILTER_"
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota.
+def cgroup_cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
+    """CPUs granted by this process's cgroup CPU quota (a container's ``--cpus``), or None.
+
+    cgroup v2: ``<root>/cpu.max`` holds ``"<quota> <period>"``, ``"max"`` meaning no quota.
+    cgroup v1: ``<root>/cpu/cpu.cfs_quota_us`` over ``cpu.cfs_period_us``, ``-1`` meaning no
+    quota (Docker mounts the container's own cgroup there in both versions). An unreadable or
+    malformed file counts as no quota.
+    """
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        if quota in ("max", "-1"):
+            return None
+        return int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def available_cpus(cgroup: Path = CGROUP_ROOT) -> int:
+    """CPUs this process may use: its affinity mask, capped by the cgroup CPU quota.
 
     ``os.cpu_count()`` reports the host's CPUs even inside a container limited to fewer, so
-    worker and concurrency defaults would oversubscribe it. The quota ``"<max> <period>"`` in
-    ``cpu.max`` gives ``ceil(max / period)`` CPUs; ``"max"`` means no quota.
+    worker and concurrency defaults would oversubscribe it. A quota of ``q`` CPUs
+    (:func:`cgroup_cpu_quota`) caps the count at ``max(1, ceil(q))``.
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cpus = cpus or 1
-    try:
-        quota, period = cpu_max.read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
+    quota = cgroup_cpu_quota(cgroup)
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
     return cpus
 
 
@@ -122,6 +143,12 @@ class Settings(BaseSettings):
     # --- process ---------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Bind address of `imgfilter serve`.")
     port: int = Field(8000, ge=1, le=65535, description="Port of `imgfilter serve`.")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated proxy addresses or networks whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (the client address in logs); '*' believes any peer, "
+        "so only behind a proxy that overwrites X-Forwarded-For and nothing else can connect.",
+    )
     workers: int = Field(
         default_factory=available_cpus,
         ge=1,

@@ -49,7 +49,9 @@ What it sets up, and why:
   ``/readyz`` at 503 (see :mod:`service.lifecycle`). The process exits 0 after a graceful stop.
 
 The workers import the app as ``service.main:app``, which reads its settings from the
-environment (``IMGFILTER_*``); only host, port and worker count come from ``settings`` here.
+environment (``IMGFILTER_*``); only host, port, worker count and the trusted proxies
+(``forwarded_allow_ips``, which replaces uvicorn's ``FORWARDED_ALLOW_IPS``) come from
+``settings`` here.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ __all__ = [
     "bind_anchor",
     "bind_socket",
     "cap_malloc_arenas",
+    "check_temp_dir",
     "die_with_parent",
     "serve",
 ]
@@ -362,6 +365,29 @@ def start_line(host: str, port: int) -> str:
     return f"Image filter service: open {base}/ (playground), {base}/docs (API docs); Ctrl+C stops"
 
 
+def check_temp_dir() -> None:
+    """Exit 3 with a clear error unless a temporary file can be made (``TMPDIR``, ``/tmp``...).
+
+    The metrics directory, the load board and uploads spooled by the multipart parser live
+    there; on a read-only root filesystem without a writable ``/tmp`` the start would
+    otherwise end in a traceback from deep inside ``tempfile``.
+    """
+    try:
+        with tempfile.TemporaryFile():
+            pass
+    except OSError as exc:
+        message = (
+            f"no writable temporary directory ({exc}); with a read-only root filesystem mount "
+            "one on /tmp (docker run --tmpfs /tmp, compose `tmpfs: [/tmp]`, a Kubernetes "
+            "emptyDir) or point TMPDIR at a writable directory"
+        )
+        if logger.hasHandlers():
+            logger.error(message)
+        else:  # logging is not configured yet: one plain line on stderr
+            print(f"imgfilter serve: {message}", file=sys.stderr)
+        raise SystemExit(STARTUP_FAILURE) from None
+
+
 def serve(settings: Settings, *, app: str = APP) -> None:
     """Serve ``app`` (an import string) with ``settings.workers`` processes until stopped.
 
@@ -378,6 +404,7 @@ def serve(settings: Settings, *, app: str = APP) -> None:
         With code 3 when the socket cannot be bound or a worker fails to start.
     """
     cap_malloc_arenas()
+    check_temp_dir()
     with _metrics_dir(settings) as metrics_dir, _load_board(settings) as load_board:
         # Imported only now: prometheus-client picks its storage when first imported.
         from .observability import logging_config
@@ -394,6 +421,8 @@ def serve(settings: Settings, *, app: str = APP) -> None:
             log_level=settings.log_level,
             access_log=False,
             server_header=False,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             timeout_keep_alive=settings.keep_alive_s,
             timeout_graceful_shutdown=settings.graceful_timeout_s,
         )

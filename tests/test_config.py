@@ -95,15 +95,28 @@ def test_bad_env_value_fails_at_startup(monkeypatch: pytest.MonkeyPatch) -> None
     ("cpu_max", "cap"),
     [("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000\n", 1), ("garbage", None)],
 )
-def test_available_cpus_honours_cgroup_quota(tmp_path, cpu_max: str, cap: int | None) -> None:
-    path = tmp_path / "cpu.max"
-    path.write_text(cpu_max)
+def test_available_cpus_honours_cgroup_v2_quota(tmp_path, cpu_max: str, cap: int | None) -> None:
+    (tmp_path / "cpu.max").write_text(cpu_max)
     affinity = len(os.sched_getaffinity(0))
     expected = affinity if cap is None else min(affinity, cap)
-    assert available_cpus(path) == expected
+    assert available_cpus(tmp_path) == expected
 
 
-def test_available_cpus_without_cgroup_file(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("quota", "period", "cap"),
+    [("-1", "100000", None), ("150000", "100000", 2), ("50000", "100000", 1), ("x", "1", None)],
+)
+def test_available_cpus_honours_cgroup_v1_quota(tmp_path, quota, period, cap) -> None:
+    """``docker run --cpus 1`` on a cgroup v1 host sets ``cpu.cfs_quota_us`` (issue 14)."""
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text(quota + "\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text(period + "\n")
+    affinity = len(os.sched_getaffinity(0))
+    expected = affinity if cap is None else min(affinity, cap)
+    assert available_cpus(tmp_path) == expected
+
+
+def test_available_cpus_without_cgroup_files(tmp_path) -> None:
     assert available_cpus(tmp_path / "missing") == len(os.sched_getaffinity(0))
 
 

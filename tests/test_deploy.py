@@ -237,11 +237,32 @@ def test_lock_is_complete_and_installable_on_the_image_platform(tmp_path: Path) 
 
 
 def test_dockerfile_cmd_serves_on_exposed_port() -> None:
-    cmd = dockerfile_cmd()
-    assert cmd[:4] == ["python", "-m", "service", "serve"]
-    assert cmd[cmd.index("--port") + 1] == "8000"
-    assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
-    assert "--workers" not in cmd  # IMGFILTER_WORKERS or the CPU count decides
+    """Host and port come from IMGFILTER_HOST/IMGFILTER_PORT (the image's ENV), not the CMD, so
+    ``docker run -e IMGFILTER_PORT=...`` moves the server; the healthcheck follows them."""
+    assert dockerfile_cmd() == ["python", "-m", "service", "serve"]
+    env = dockerfile_env()
+    assert env["IMGFILTER_HOST"] == "0.0.0.0"
+    assert env["IMGFILTER_PORT"] == instruction("EXPOSE", "runtime")[0] == "8000"
+    (healthcheck,) = instruction("HEALTHCHECK", "runtime")
+    assert json.loads(healthcheck.split(" CMD ", 1)[1]) == ["python", "-m", "service.healthcheck"]
+    assert "--start-interval" not in healthcheck  # Engine 25+ only; Debian bookworm has 20.10
+
+
+def test_dockerfile_needs_no_frontend_image() -> None:
+    """No ``# syntax=`` line: BuildKit would fetch that frontend image from a registry."""
+    assert not re.search(r"^#\s*syntax=", DOCKERFILE.read_text(), re.MULTILINE | re.IGNORECASE)
+
+
+def test_every_deploy_file_names_the_same_image_tag() -> None:
+    """Dockerfile header, compose, the Deployment and deploy/README.md: one ``name:version``."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    tag = f"imgfilter-service:{version}"
+    assert load_yaml(COMPOSE)["services"]["api"]["image"] == tag
+    (container,) = kube("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == tag
+    for path in (DOCKERFILE, ROOT / "deploy" / "README.md"):
+        named = set(re.findall(r"imgfilter-service(?::[\w.]+)?(?=[\s`]|$)", path.read_text()))
+        assert named == {tag}, (path.name, named)
 
 
 # --- docker-compose.yml ------------------------------------------------------------------------
@@ -268,7 +289,7 @@ def test_compose_environment_is_valid_settings() -> None:
     environment = load_yaml(COMPOSE)["services"]["api"]["environment"]
     env = {key: compose_default(str(value)) for key, value in environment.items()}
     settings = settings_from_env(env)
-    assert settings.workers == 2
+    assert settings.workers == 1
     assert settings.max_upload_bytes == 20 * 1024 * 1024
 
 
@@ -415,8 +436,6 @@ def container_like(installed: Path, tmp_path_factory: pytest.TempPathFactory) ->
     cmd = dockerfile_cmd()
     assert cmd[0] == "python"
     cmd[0] = str(installed)
-    cmd[cmd.index("--port") + 1] = str(port)
-    cmd[cmd.index("--host") + 1] = "127.0.0.1"  # tests stay on the loopback interface
     workdir = tmp_path_factory.mktemp("tmp")
     env = {
         key: value
@@ -424,7 +443,8 @@ def container_like(installed: Path, tmp_path_factory: pytest.TempPathFactory) ->
         if not key.startswith((ENV_PREFIX, "PROMETHEUS_", "PYTHON"))
     }
     env.update(dockerfile_env())
-    env.update({"TMPDIR": str(workdir), "IMGFILTER_WORKERS": "2"})
+    env.update({"TMPDIR": str(workdir), "IMGFILTER_WORKERS": "2", "IMGFILTER_PORT": str(port)})
+    env["IMGFILTER_HOST"] = "127.0.0.1"  # tests stay on the loopback interface
     log = (workdir / "server.log").open("wb")
     process = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
@@ -445,8 +465,11 @@ def test_dockerfile_healthcheck_passes(container_like: str, installed: Path) -> 
     command = json.loads(healthcheck.split(" CMD ", 1)[1])
     assert command[0] == "python"
     port = httpx.URL(container_like).port
-    command = [str(installed), *(arg.replace(":8000/", f":{port}/") for arg in command[1:])]
-    assert subprocess.run(command, timeout=30).returncode == 0
+    env = {**os.environ, **dockerfile_env(), "IMGFILTER_PORT": str(port)}
+    command = [str(installed), *command[1:]]
+    assert subprocess.run(command, env=env, timeout=30).returncode == 0
+    env["IMGFILTER_PORT"] = str(free_port())  # nothing listens there: unhealthy
+    assert subprocess.run(command, env=env, timeout=30, capture_output=True).returncode == 1
 
 
 def test_dockerfile_cmd_serves_convolve_and_metrics(container_like: str) -> None:

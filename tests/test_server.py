@@ -449,3 +449,21 @@ def test_die_with_parent_signals_at_once_when_the_parent_is_already_gone() -> No
     )
     assert done.stdout == "armed\n"
     assert done.returncode == -signal.SIGTERM
+
+
+def test_no_writable_temp_dir_exits_3_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A read-only root without a /tmp mount: one line saying what to mount, no traceback."""
+    import tempfile
+
+    from service.server import check_temp_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    monkeypatch.setattr("service.server.logger.hasHandlers", lambda: False)
+    with pytest.raises(SystemExit) as exited:
+        check_temp_dir()
+    assert exited.value.code == 3
+    assert "--tmpfs /tmp" in capsys.readouterr().err
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    check_temp_dir()  # a writable one passes
