@@ -29,9 +29,12 @@ Exactness: when the image is integer-valued (integer or bool dtype), the kernel 
 integer-valued and so is ``cval`` (for ``constant``), the exact sum is an integer. The
 direct, separable and box paths then accumulate in an integer dtype (int16 when
 ``max|pixel| * sum|k|`` fits, else int32/int64), which is exact; the FFT path computes in
-float64 and rounds to the nearest integer. Every path therefore hands the *same* integer
-to the final step ``float32(sum * weight)`` (evaluated in float64), and the 8-bit output
-does not depend on the path.
+float64 and rounds to the nearest integer, which is the exact sum while the bound
+``max|pixel| * sum|k|`` is at most `FFT_EXACT_BOUND` (2**40); 'auto' never takes the FFT
+path above it (a forced ``method='fft'`` there rounds float64 sums, exact only to about
+2**-50 of the bound). Every path chosen by 'auto' therefore hands the *same* integer to the
+final step ``float32(sum * weight)`` (evaluated in float64), and the 8-bit output does not
+depend on the path. Bounds above ``2**63 - 1`` sum in float64 on every path.
 """
 
 from __future__ import annotations
@@ -78,6 +81,10 @@ _FFT_NS = 0.45  # per element per log2(size) of one forward + inverse float64 pa
 _FFT_COPY_NS = 1.5  # per tile element: copying in, zeroing, rounding and emitting
 _FFT_TILE_NS = 20_000.0  # fixed cost per tile (calls, small allocations)
 _EMIT_OPS = 1  # the final convert-and-scale pass, in ufunc passes
+#: Exact (integer) sums are bounded by ``max|pixel| * sum|k|``; up to this bound the float64
+#: FFT path rounds to the exact integer. Worst-case inputs (every pixel +/-max, kernel
+#: entries +/-equal, tiles up to 640 x 640) first round wrongly at 2**50: a 1024x margin.
+FFT_EXACT_BOUND = 2**40
 
 
 @docfiller
@@ -224,12 +231,14 @@ def correlate(
         region = (rows, cols)
     exact = info.integral and img.dtype.kind in "biu"
     exact = exact and (border != "constant" or fill.is_integer())
+    fft_exact = True
     if exact:
-        bound = _max_abs_value(img, fill if border == "constant" else 0.0) * info.abs_sum
+        bound = _max_abs_value(img, fill if border == "constant" else 0.0) * int(info.abs_sum)
         work = _exact_dtype(bound)
+        fft_exact = bound <= FFT_EXACT_BOUND
     else:
         work = np.dtype(np.float64 if img.dtype == np.float64 else np.float32)
-    plan = _plan(info.kernel, (kr, kc), info.anchor, exact, work.str, region, method)
+    plan = _plan(info.kernel, (kr, kc), info.anchor, exact, work.str, region, method, fft_exact)
     anchor = info.anchor
 
     shape = region if border == "valid" else (rows, cols)
@@ -317,26 +326,31 @@ def _is_integral(kern: npt.NDArray[np.float64]) -> bool:
     return bool(np.all(kern == np.rint(kern))) and bool(np.abs(kern).max() < 2.0**31)
 
 
-_BYTE_PEAK = {"u": 255.0, "i": 128.0, "b": 1.0}
+_BYTE_PEAK = {"u": 255, "i": 128, "b": 1}
 
 
-def _max_abs_value(img: Array, fill: float) -> float:
-    """An upper bound of ``|pixel|`` (the dtype's range for 8-bit types: no pass needed)."""
+def _max_abs_value(img: Array, fill: float) -> int:
+    """``max(|pixel|, |fill|)`` as an exact integer (the dtype's range for 8-bit types).
+
+    ``fill`` is integer-valued here (the caller checks it). Python integers keep the bound
+    exact: a float bound could round a sum just over ``2**63 - 1`` down into int64's range.
+    """
     if img.dtype.itemsize == 1:
         peak = _BYTE_PEAK[img.dtype.kind]
     else:
-        peak = float(max(abs(int(img.min())), abs(int(img.max()))))
-    return max(peak, abs(fill))
+        peak = max(abs(int(img.min())), abs(int(img.max())))
+    return max(peak, int(abs(fill)))
 
 
-_EXACT_DTYPES = tuple((np.dtype(t), float(np.iinfo(t).max)) for t in (np.int16, np.int32, np.int64))
+_EXACT_DTYPES = tuple((np.dtype(t), int(np.iinfo(t).max)) for t in (np.int16, np.int32, np.int64))
 
 
-def _exact_dtype(bound: float) -> np.dtype[Any]:
+def _exact_dtype(bound: int) -> np.dtype[Any]:
     """The narrowest integer dtype holding every partial sum (at most ``bound`` in size).
 
     Every partial sum any program forms -- a group of taps, a horizontal pass, a doubling
     window -- is a sum of ``|k| * |pixel|`` terms, so ``max|pixel| * sum|k|`` bounds them all.
+    The comparison is between exact integers: a sum of exactly ``2**63`` needs float64.
     """
     for kind, limit in _EXACT_DTYPES:
         if bound <= limit:
@@ -378,11 +392,13 @@ def _plan(
     work_str: str,
     region: tuple[int, int],
     method: str,
+    fft_exact: bool = True,
 ) -> _Plan:
     """Pick the path (the cheapest by the cost model unless forced) and compile its programs.
 
     ``region`` is the computed output (rows, cols); the padded source has
-    ``region + kernel - 1`` rows and columns.
+    ``region + kernel - 1`` rows and columns. ``fft_exact`` False (an exact sum that may
+    exceed `FFT_EXACT_BOUND`) keeps 'auto' off the FFT path.
     """
     kern = np.frombuffer(kernel_bytes, dtype=np.float64).reshape(shape)
     kern.flags.writeable = False
@@ -401,7 +417,8 @@ def _plan(
     costs["direct"] = (len(direct) + _EMIT_OPS) * out_rows * width * op_ns
     options["direct"] = (direct, (), float(sign))
     fft_ns, l1, l2 = _fft_cost(out_rows, out_cols, kr, kc)
-    costs["fft"] = fft_ns
+    if fft_exact:
+        costs["fft"] = fft_ns
     options["fft"] = ((), (), 1.0)
     factors = _factor_rank1(kern, exact)
     if factors is not None:

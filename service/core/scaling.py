@@ -15,6 +15,7 @@ raw        no change: float32, for array output only.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -66,7 +67,9 @@ def apply_scale(
 
     ``normalize``: ``out = rint((v - lo) * 255 / (hi - lo))`` in float64, where ``lo`` and
     ``hi`` are the minimum and maximum over all colour channels together (alpha excluded);
-    ties round to even (``np.rint``). When ``hi == lo`` the colour channels are 0.
+    ties round to even (``np.rint``). When ``hi == lo`` the colour channels are 0. When
+    ``(hi - lo) * 255`` would overflow float64 the map is computed on halved values,
+    ``(v/2 - lo/2) / (hi/2 - lo/2) * 255``, the same ratio without an infinite step.
 
     Examples
     --------
@@ -122,7 +125,15 @@ def _normalize(values: npt.NDArray[Any], out: npt.NDArray[np.uint8]) -> None:
     if hi == lo:
         out[...] = 0
         return
-    mapped = (values.astype(np.float64) - lo) * 255.0
-    mapped /= hi - lo
+    mapped = values.astype(np.float64)
+    if math.isfinite((hi - lo) * 255.0):
+        mapped -= lo
+        mapped *= 255.0
+        mapped /= hi - lo
+    else:  # a range near float64's limit: halve first (exact), so nothing overflows
+        mapped *= 0.5
+        mapped -= lo * 0.5
+        mapped /= hi * 0.5 - lo * 0.5
+        mapped *= 255.0
     np.rint(mapped, out=mapped)
     np.copyto(out, np.clip(mapped, 0, 255), casting="unsafe")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -160,3 +162,21 @@ def test_apply_scale_normalize_follows_the_linear_map(values):
     np.testing.assert_array_equal(out, expected)
     if values.max() != values.min():
         assert out.max() == 255
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_apply_scale_normalize_survives_a_range_near_the_float_limit(dtype):
+    # (hi - lo) * 255 overflows float64 for +/-1e308: the map must not pass through inf
+    big = float(np.finfo(dtype).max) * 0.9
+    values = np.array([[-big, 0.0, big]], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = apply_scale(values, "normalize")
+    np.testing.assert_array_equal(out, [[0, 128, 255]])
+
+
+def test_apply_scale_normalize_of_plus_minus_1e308():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = apply_scale([[-1e308, 0, 1e308]], "normalize")
+    np.testing.assert_array_equal(out, [[0, 128, 255]])
