@@ -8,7 +8,7 @@ PORT ?= 8000
 WORKERS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint deploy-check unit e2e openapi lock bench loadbench fuzz soak clean
+.PHONY: help run test lint deploy-check unit e2e openapi lock bench loadbench fuzz soak clean pngcheck
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,7 +43,12 @@ lint: $(VENV)/.test  ## ruff check + ruff format --check + mypy + bandit
 	$(BIN)/mypy service
 	$(BIN)/bandit -q -r service -c pyproject.toml
 
-unit: $(VENV)/.test  ## the pytest suite only
+# The PNG encoder's tests check every file with pngcheck (a Debian package).
+pngcheck:
+	@command -v pngcheck >/dev/null || { apt-get install -y pngcheck || { apt-get update \
+		&& apt-get install -y pngcheck; }; } >/dev/null 2>&1 || echo "pngcheck unavailable"
+
+unit: $(VENV)/.test pngcheck  ## the pytest suite only
 	$(BIN)/python -m pytest -q
 
 deploy-check: $(VENV)/.test  ## hadolint Dockerfile, compose schema, Kubernetes manifests (offline)

@@ -136,6 +136,7 @@ def render(result: Decoded, fmt: OutputFormat, settings: Settings) -> tuple[byte
                 compress_level=settings.png_compress_level,
                 strategy=settings.png_strategy,
                 row_filter=settings.png_filter,
+                encoder=settings.png_encoder,
             )
             return body, "image/png"
         if pixels.ndim == 3 and pixels.shape[2] == 1:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import shutil
 import struct
+import subprocess
 import zlib
 
+import imagecodecs
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from service import imaging
@@ -398,7 +403,10 @@ def test_encode_png_roundtrip(channels: int, strategy: str) -> None:
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 @pytest.mark.parametrize("row_filter", sorted(imaging.PNG_FILTERS))
 @pytest.mark.parametrize("level", [0, 6])
-def test_encode_png_roundtrip_every_row_filter(channels: int, row_filter: str, level: int) -> None:
+@pytest.mark.parametrize("encoder", imaging.PNG_ENCODERS)
+def test_encode_png_roundtrip_every_row_filter(
+    channels: int, row_filter: str, level: int, encoder: str
+) -> None:
     shape = (7, 6) if channels == 1 else (7, 6, channels)
     pixels = RNG.integers(0, 256, shape, dtype=np.uint8)
     data = imaging.encode_png(
@@ -406,6 +414,7 @@ def test_encode_png_roundtrip_every_row_filter(channels: int, row_filter: str, l
         compress_level=level,
         strategy="default",
         row_filter=row_filter,
+        encoder=encoder,
     )
     with Image.open(io.BytesIO(data)) as img:
         assert img.mode == {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
@@ -416,12 +425,17 @@ def test_encode_png_roundtrip_every_row_filter(channels: int, row_filter: str, l
     ("zero_fraction", "expected"),
     [(0.0, {4}), (0.2, {4}), (0.25, {0}), (0.6, {0})],  # 0 = None, 4 = Paeth (PNG spec)
 )
+@pytest.mark.parametrize("encoder", ["libpng", "libdeflate"])
 def test_encode_png_auto_filter_none_for_sparse_images(
-    zero_fraction: float, expected: set[int]
+    zero_fraction: float, expected: set[int], encoder: str
 ) -> None:
     pixels = RNG.integers(1, 256, (40, 25), dtype=np.uint8)
     pixels.flat[: int(zero_fraction * pixels.size)] = 0
-    data = imaging.encode_png(pixels, compress_level=1, strategy="huffman", row_filter="auto")
+    if encoder == "libdeflate":
+        expected = {2 if code == 4 else code for code in expected}  # Up where libpng has Paeth
+    data = imaging.encode_png(
+        pixels, compress_level=1, strategy="huffman", row_filter="auto", encoder=encoder
+    )
     assert set(png_row_filters(data)[1:]) == expected  # the first row has no row above
     np.testing.assert_array_equal(decode_png(data), pixels)
 
@@ -429,3 +443,74 @@ def test_encode_png_auto_filter_none_for_sparse_images(
 def test_encode_png_refuses_float() -> None:
     with pytest.raises(TypeError):
         imaging.encode_png(np.zeros((2, 2), np.float32), compress_level=1, strategy="default")  # type: ignore[arg-type]
+
+
+# --- the libdeflate PNG encoder: framing checked by pngcheck, Pillow and libpng ----------------
+
+PNGCHECK = shutil.which("pngcheck")
+
+
+def _check_png(data: bytes, pixels: np.ndarray) -> None:
+    """pngcheck accepts the file (CRCs, chunk order, zlib stream, filter bytes); Pillow and
+    libpng (imagecodecs) both decode it to ``pixels``."""
+    assert PNGCHECK is not None, "pngcheck is missing: make test installs it (Debian package)"
+    result = subprocess.run([PNGCHECK, "-q", "-"], input=data, capture_output=True, check=False)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    squeezed = pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
+    with Image.open(io.BytesIO(data)) as img:
+        np.testing.assert_array_equal(np.asarray(img), squeezed)
+    decoded = imagecodecs.png_decode(data)
+    np.testing.assert_array_equal(decoded.reshape(squeezed.shape), squeezed)
+
+
+_SIDES = st.integers(1, 40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    shape=st.one_of(
+        st.tuples(_SIDES, _SIDES),
+        st.tuples(_SIDES, _SIDES, st.integers(1, 4)),
+        st.tuples(st.just(1), st.integers(1, 300), st.integers(1, 4)),
+        st.tuples(st.integers(1, 300), st.just(1), st.integers(1, 4)),
+    ),
+    row_filter=st.sampled_from(["auto", "none", "sub", "up"]),
+    level=st.sampled_from([0, 1, 6, 12]),
+    sparse=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_encode_png_libdeflate_fuzz(shape, row_filter, level, sparse, seed) -> None:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    if sparse:
+        pixels[rng.random(shape) < 0.7] = 0
+    data = imaging.encode_png(
+        pixels,
+        compress_level=level,
+        strategy="huffman",
+        row_filter=row_filter,
+        encoder="libdeflate",
+    )
+    _check_png(data, pixels)
+
+
+@pytest.mark.parametrize("row_filter", ["none", "sub", "up"])
+def test_encode_png_libdeflate_large_image_crosses_filter_stripes(row_filter: str) -> None:
+    # 700 rows of 3 * 900 bytes: several filter stripes; "up" must reach across each seam
+    y, x = np.mgrid[0:700, 0:900]
+    pixels = np.dstack([(x + y) % 256, (x * y) % 251, (3 * x - y) % 256]).astype(np.uint8)
+    data = imaging.encode_png(
+        pixels, compress_level=1, strategy="huffman", row_filter=row_filter, encoder="libdeflate"
+    )
+    assert set(png_row_filters(data)) == {imaging._OWN_FILTERS[row_filter]}
+    _check_png(data, pixels)
+
+
+def test_pngcheck_rejects_a_corrupt_crc() -> None:
+    # the check above can fail: pngcheck does verify the CRCs this encoder writes
+    pixels = RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    data = bytearray(imaging.encode_png(pixels, compress_level=1, strategy="huffman"))
+    data[29] ^= 0xFF  # the last byte of IHDR's CRC (8 + 4 + 4 + 13 data bytes)
+    assert PNGCHECK is not None
+    result = subprocess.run([PNGCHECK, "-q", "-"], input=bytes(data), capture_output=True)
+    assert result.returncode != 0

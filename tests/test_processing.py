@@ -74,10 +74,18 @@ def _render(pixels: np.ndarray, **settings: object) -> bytes:
 @pytest.mark.parametrize(
     ("row_filter", "code"), [("none", 0), ("sub", 1), ("up", 2), ("avg", 3), ("paeth", 4)]
 )
-def test_render_png_uses_the_row_filter_setting(row_filter: str, code: int) -> None:
+@pytest.mark.parametrize("encoder", ["libdeflate", "libpng"])
+def test_render_png_uses_the_row_filter_setting(row_filter: str, code: int, encoder: str) -> None:
     pixels = RNG.integers(1, 256, (12, 10), dtype=np.uint8)  # no zeros: auto would pick Paeth
-    rows = png_row_filters(_render(pixels, png_filter=row_filter))
+    rows = png_row_filters(_render(pixels, png_filter=row_filter, png_encoder=encoder))
     assert set(rows[1:]) == {code}  # libpng may pick another filter for the first row
+
+
+@pytest.mark.parametrize(("encoder", "code"), [("libdeflate", 2), ("libpng", 4)])
+def test_render_png_auto_filter_follows_the_encoder(encoder: str, code: int) -> None:
+    pixels = RNG.integers(1, 256, (12, 10), dtype=np.uint8)  # no zeros: not an edge map
+    rows = png_row_filters(_render(pixels, png_encoder=encoder))
+    assert set(rows[1:]) == {code}
 
 
 def test_render_png_uses_the_zlib_strategy_setting() -> None:
@@ -85,12 +93,14 @@ def test_render_png_uses_the_zlib_strategy_setting() -> None:
     costs at least one bit. The default strategy matches the repeated rows to a few hundred
     bytes."""
     flat = np.full((256, 256), 7, np.uint8)
-    assert len(_render(flat, png_strategy="huffman")) >= 256 * 257 // 8
-    assert len(_render(flat, png_strategy="default")) < 1024
+    assert len(_render(flat, png_strategy="huffman", png_encoder="libpng")) >= 256 * 257 // 8
+    assert len(_render(flat, png_strategy="default", png_encoder="libpng")) < 1024
 
 
-def test_render_png_uses_the_compress_level_setting() -> None:
+@pytest.mark.parametrize("encoder", ["libdeflate", "libpng"])
+def test_render_png_uses_the_compress_level_setting(encoder: str) -> None:
     """Level 0 stores the 256 x 257 filtered bytes uncompressed; level 9 shrinks them."""
     flat = np.full((256, 256), 7, np.uint8)
-    assert len(_render(flat, png_compress_level=0, png_strategy="default")) > 256 * 257
-    assert len(_render(flat, png_compress_level=9, png_strategy="default")) < 1024
+    common = {"png_strategy": "default", "png_encoder": encoder, "png_filter": "none"}
+    assert len(_render(flat, png_compress_level=0, **common)) > 256 * 257
+    assert len(_render(flat, png_compress_level=9, **common)) < 1024
