@@ -17,7 +17,7 @@ import orjson
 from . import imaging
 from .config import Settings
 from .core.codelab import codelab_correlate
-from .core.convolution import correlate
+from .core.convolution import correlate, correlate_stripes
 from .core.errors import CoreError
 from .core.pooling import pool
 from .core.scaling import apply_scale
@@ -64,18 +64,53 @@ def convolve(image: Decoded, params: ConvolveParams, settings: Settings) -> Deco
                 image.pixels, kernel, params.effective_weight, alpha=image.alpha
             )
         else:
-            values = correlate(
-                image.pixels,
-                kernel,
-                weight=params.effective_weight,
-                border=params.effective_border,
-                cval=params.cval,
-                flip=params.flip,
-                normalize=params.normalize,
-                alpha=image.alpha,
-                max_kernel_side=settings.max_kernel_side,
-            )
+            options: dict[str, Any] = {
+                "weight": params.effective_weight,
+                "border": params.effective_border,
+                "cval": params.cval,
+                "flip": params.flip,
+                "normalize": params.normalize,
+                "alpha": image.alpha,
+                "max_kernel_side": settings.max_kernel_side,
+            }
+            if params.scale in STRIPED_SCALES and image.pixels.dtype == np.uint8:
+                striped = _convolve_striped(image, kernel, options, params.scale)
+                return Decoded(striped, alpha=image.alpha)
+            values = correlate(image.pixels, kernel, **options)
         return Decoded(_finish(values, image, params.scale), alpha=image.alpha)
+
+
+# Scales that map each pixel on its own: the result can be converted stripe by stripe.
+STRIPED_SCALES = ("clamp", "abs")
+STRIPE_BYTES = 4 << 20  # float32 values per stripe: a few MiB, whatever the image's size
+STRIPE_THREADS = 1
+
+
+def _convolve_striped(
+    image: Decoded, kernel: npt.NDArray[np.float64], options: dict[str, Any], scale: Any
+) -> npt.NDArray[np.uint8]:
+    """The 8-bit result of `correlate` + `apply_scale`, one stripe of rows at a time.
+
+    Equal to the whole-image computation bit for bit (`correlate_stripes`); the float32
+    values exist one stripe (``STRIPE_BYTES``) at a time instead of 4 bytes per sample of
+    the whole image. Only for uint8 input: a float input (after a ``raw`` step) keeps the
+    whole-image path and its overflow check.
+    """
+    pixels = image.pixels
+    row_bytes = 4 * pixels.shape[1] * (1 if pixels.ndim == 2 else pixels.shape[2])
+    stripe_rows = max(8, STRIPE_BYTES // row_bytes)
+    stripes = correlate_stripes(
+        pixels, kernel, stripe_rows=stripe_rows, threads=STRIPE_THREADS, **options
+    )
+    out: npt.NDArray[np.uint8] | None = None
+    for r0, values in stripes:
+        block = apply_scale(values, scale, alpha=image.alpha)
+        if out is None:  # 'valid' shrinks the result: its shape comes with the first stripe
+            rows = pixels.shape[0] - (kernel.shape[0] - 1 if options["border"] == "valid" else 0)
+            out = np.empty((rows, *block.shape[1:]), np.uint8)
+        out[r0 : r0 + block.shape[0]] = block
+    assert out is not None
+    return out
 
 
 def pool_image(image: Decoded, params: PoolParams, settings: Settings) -> Decoded:

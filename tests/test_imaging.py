@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageOps
 
 from service import imaging
 from service.errors import BadImageError, PayloadTooLargeError, SpecError, UnsupportedMediaError
@@ -514,3 +514,70 @@ def test_pngcheck_rejects_a_corrupt_crc() -> None:
     assert PNGCHECK is not None
     result = subprocess.run([PNGCHECK, "-q", "-"], input=bytes(data), capture_output=True)
     assert result.returncode != 0
+
+
+# --- JPEG straight into the array (libjpeg-turbo through imagecodecs) ---------------------------
+
+_JPEG_OPTIONS = [
+    {"quality": 90},
+    {"quality": 75, "subsampling": 0},
+    {"quality": 95, "subsampling": 1},
+    {"quality": 60, "progressive": True},
+    {"quality": 85, "optimize": True},
+    {"quality": 80, "restart_marker_rows": 3},
+]
+
+
+def _smooth(shape: tuple[int, ...]) -> np.ndarray:
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    base = (128 + 100 * np.sin(x / 9.0) * np.cos(y / 13.0)).astype(np.uint8)
+    noise = RNG.integers(0, 40, shape[:2], dtype=np.uint8)
+    if len(shape) == 2:
+        return base + noise
+    return np.dstack([base + noise, 255 - base, noise])
+
+
+@pytest.mark.parametrize("options", _JPEG_OPTIONS)
+@pytest.mark.parametrize("shape", [(97, 131), (97, 131, 3), (1, 17, 3), (23, 1)])
+def test_decode_jpeg_fast_path_gives_pillows_pixels(
+    options: dict, shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(_smooth(shape)).save(buffer, format="JPEG", **options)
+    data = buffer.getvalue()
+    calls = []
+    original = imagecodecs.jpeg8_decode
+    monkeypatch.setattr(imagecodecs, "jpeg8_decode", lambda d: calls.append(1) or original(d))
+    decoded = imaging.decode(data, max_pixels=10**6)
+    assert calls, "the plain JPEG did not take the libjpeg-turbo path"
+    with Image.open(io.BytesIO(data)) as img:
+        np.testing.assert_array_equal(decoded.pixels, np.asarray(img))
+
+
+def test_decode_jpeg_without_eoi_goes_through_pillow_and_is_refused() -> None:
+    # libjpeg-turbo alone would fill the missing rows and succeed
+    buffer = io.BytesIO()
+    Image.fromarray(_smooth((64, 64, 3))).save(buffer, format="JPEG")
+    imagecodecs.jpeg8_decode(buffer.getvalue()[:-2])  # the hazard: no error here
+    with pytest.raises(BadImageError):
+        imaging.decode(buffer.getvalue()[:-2], max_pixels=10**6)
+
+
+def test_decode_jpeg_with_exif_orientation_is_turned() -> None:
+    pixels = _smooth((40, 60, 3))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    data = encode(Image.fromarray(pixels), "JPEG", exif=exif, quality=95)
+    decoded = imaging.decode(data, max_pixels=10**6)
+    assert decoded.pixels.shape == (60, 40, 3)
+    with Image.open(io.BytesIO(data)) as img:
+        np.testing.assert_array_equal(decoded.pixels, np.asarray(ImageOps.exif_transpose(img)))
+
+
+def test_to_gray_in_stripes_matches_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imaging, "_GRAY_STRIPE_PIXELS", 7 * 33)  # 7-row stripes, a short last
+    rgba = RNG.integers(0, 256, (45, 33, 4), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(rgba[..., :3]).convert("L"))
+    gray = imaging.to_gray(imaging.Decoded(rgba, alpha=True))
+    np.testing.assert_array_equal(gray.pixels[..., 0], expected)
+    np.testing.assert_array_equal(gray.pixels[..., 1], rgba[..., 3])

@@ -20,6 +20,7 @@ from service.core import (
     ParameterError,
     apply_scale,
     correlate,
+    correlate_stripes,
 )
 from service.core import convolution as conv
 from service.core.kernels import PRESETS
@@ -888,3 +889,71 @@ def test_correlate_auto_keeps_sums_over_the_fft_bound_off_the_fft_path():
         "auto",
     )
     assert chosen.method == "fft"
+
+
+# --- stripes (issue 15): bounded memory, the same values ----------------------------------------
+
+STRIPE_KERNELS = {
+    "direct": (LAPLACIAN, "direct"),
+    "separable-float": (np.outer([0.1, 0.7, 0.2], [0.3, 0.3, 0.4, 0.05, 0.1]), "separable"),
+    "box": (np.ones((5, 4)), "box"),
+    "fft-float": (RNG.random((9, 11)) - 0.3, "fft"),
+    "fft-int": (RNG.integers(-4, 5, (13, 6)), "fft"),
+    "direct-float": (RNG.random((4, 3)), "direct"),
+}
+
+
+@pytest.mark.parametrize("name", list(STRIPE_KERNELS))
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("stripe", [1, 7, 64])
+def test_correlate_stripes_equal_the_whole_call_bit_for_bit(name, border, stripe):
+    kernel, method = STRIPE_KERNELS[name]
+    image = RNG.integers(0, 256, (83, 47, 4), dtype=np.uint8)
+    kwargs = {"border": border, "method": method, "alpha": True, "cval": 3.5, "weight": 0.7}
+    whole = correlate(image, kernel, **kwargs)
+    stripes = list(correlate_stripes(image, kernel, stripe_rows=stripe, **kwargs))
+    assert [r0 for r0, _ in stripes] == list(range(0, whole.shape[0], stripe))
+    stacked = np.concatenate([block for _, block in stripes])
+    np.testing.assert_array_equal(stacked, whole)
+
+
+def test_correlate_stripes_of_a_large_fft_image_cross_tile_seams():
+    # several overlap-save tiles down the rows; stripes start inside tiles
+    image = RNG.random((1400, 300)).astype(np.float32)
+    kernel = RNG.random((21, 21))
+    whole = correlate(image, kernel, method="fft", border="mirror")
+    assert conv._plan.cache_info().currsize > 0
+    stacked = np.concatenate(
+        [
+            b
+            for _, b in correlate_stripes(
+                image, kernel, stripe_rows=333, method="fft", border="mirror"
+            )
+        ]
+    )
+    np.testing.assert_array_equal(stacked, whole)
+    assert_close_to(stacked, scipy_reference(image, kernel, "mirror"))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("border", SCIPY_MODES)
+def test_correlate_stripes_match_scipy_with_threads(threads, border):
+    image = RNG.integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    g = np.array([1, 4, 6, 4, 1])
+    kernel = np.outer(g, g)
+    blocks = correlate_stripes(
+        image, kernel, stripe_rows=17, threads=threads, border=border, weight=1 / 256
+    )
+    stacked = np.concatenate([block for _, block in blocks])
+    for ch in range(3):
+        expected = scipy_reference(image[:, :, ch], kernel, border) / 256
+        np.testing.assert_array_equal(stacked[:, :, ch], expected.astype(np.float32))
+
+
+def test_correlate_stripes_check_arguments_before_the_first_stripe():
+    with pytest.raises(ParameterError):
+        correlate_stripes(np.zeros((4, 4)), [[1]], stripe_rows=0)
+    with pytest.raises(ParameterError):
+        correlate_stripes(np.zeros((4, 4)), [[1]], stripe_rows=2, threads=0)
+    with pytest.raises(KernelError):
+        correlate_stripes(np.zeros((4, 4)), [[1]] * 9, stripe_rows=2, border="valid")
