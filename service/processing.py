@@ -15,7 +15,7 @@ import numpy.typing as npt
 import orjson
 
 from . import imaging
-from .config import Settings
+from .config import Settings, available_cpus
 from .core.codelab import codelab_correlate
 from .core.convolution import correlate, correlate_stripes
 from .core.errors import CoreError
@@ -74,7 +74,8 @@ def convolve(image: Decoded, params: ConvolveParams, settings: Settings) -> Deco
                 "max_kernel_side": settings.max_kernel_side,
             }
             if params.scale in STRIPED_SCALES and image.pixels.dtype == np.uint8:
-                striped = _convolve_striped(image, kernel, options, params.scale)
+                threads = stripe_threads(image.height * image.width, settings)
+                striped = _convolve_striped(image, kernel, options, params.scale, threads)
                 return Decoded(striped, alpha=image.alpha)
             values = correlate(image.pixels, kernel, **options)
         return Decoded(_finish(values, image, params.scale), alpha=image.alpha)
@@ -83,11 +84,27 @@ def convolve(image: Decoded, params: ConvolveParams, settings: Settings) -> Deco
 # Scales that map each pixel on its own: the result can be converted stripe by stripe.
 STRIPED_SCALES = ("clamp", "abs")
 STRIPE_BYTES = 4 << 20  # float32 values per stripe: a few MiB, whatever the image's size
-STRIPE_THREADS = 1
+THREADED_PIXELS = 1 << 21  # from 2 MP up a convolution may use the worker's spare CPUs
+
+
+def stripe_threads(pixels: int, settings: Settings) -> int:
+    """Threads for one convolution: the CPUs no other worker or slot is meant to use.
+
+    ``available_cpus // (workers * max_concurrency)``, at least 1, and 1 below
+    ``THREADED_PIXELS`` (a thread pool costs more than it saves on small images). With the
+    defaults (one worker per CPU, one slot each) that is 1; one worker on 2 CPUs gets 2.
+    """
+    if pixels < THREADED_PIXELS:
+        return 1
+    return max(1, available_cpus() // (settings.workers * settings.max_concurrency))
 
 
 def _convolve_striped(
-    image: Decoded, kernel: npt.NDArray[np.float64], options: dict[str, Any], scale: Any
+    image: Decoded,
+    kernel: npt.NDArray[np.float64],
+    options: dict[str, Any],
+    scale: Any,
+    threads: int,
 ) -> npt.NDArray[np.uint8]:
     """The 8-bit result of `correlate` + `apply_scale`, one stripe of rows at a time.
 
@@ -99,9 +116,7 @@ def _convolve_striped(
     pixels = image.pixels
     row_bytes = 4 * pixels.shape[1] * (1 if pixels.ndim == 2 else pixels.shape[2])
     stripe_rows = max(8, STRIPE_BYTES // row_bytes)
-    stripes = correlate_stripes(
-        pixels, kernel, stripe_rows=stripe_rows, threads=STRIPE_THREADS, **options
-    )
+    stripes = correlate_stripes(pixels, kernel, stripe_rows=stripe_rows, threads=threads, **options)
     out: npt.NDArray[np.uint8] | None = None
     for r0, values in stripes:
         block = apply_scale(values, scale, alpha=image.alpha)

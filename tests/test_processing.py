@@ -163,3 +163,26 @@ def test_convolve_in_stripes_matches_scipy_and_the_whole_image_path(
             planes[:, -1:],
         )
     np.testing.assert_array_equal(striped.pixels.reshape(ref.shape), ref)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "workers", "concurrency", "cpus", "expected"),
+    [
+        (4_000_000, 1, 1, 2, 2),
+        (4_000_000, 2, 1, 2, 1),
+        (4_000_000, 1, 2, 2, 1),
+        (4_000_000, 1, 1, 8, 8),
+        (1_000_000, 1, 1, 2, 1),  # small: no thread pool
+    ],
+)
+def test_stripe_threads_uses_the_cpus_no_other_worker_is_meant_to_use(
+    pixels: int,
+    workers: int,
+    concurrency: int,
+    cpus: int,
+    expected: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(processing, "available_cpus", lambda: cpus)
+    settings = make_settings(workers=workers, max_concurrency=concurrency)
+    assert processing.stripe_threads(pixels, settings) == expected
