@@ -29,7 +29,11 @@ SCALES: tuple[Scale, ...] = ("clamp", "abs", "normalize", "raw")
 
 
 def apply_scale(
-    values: npt.ArrayLike, scale: Scale = "clamp", *, alpha: bool = False
+    values: npt.ArrayLike,
+    scale: Scale = "clamp",
+    *,
+    alpha: bool = False,
+    out: npt.NDArray[np.uint8] | None = None,
 ) -> npt.NDArray[np.uint8] | npt.NDArray[np.float32]:
     """Convert filter output to 8 bits (or float32 for ``raw``).
 
@@ -43,6 +47,9 @@ def apply_scale(
     alpha : bool, optional
         If True the last channel is alpha: it is only clamped, never made absolute or
         normalized (and, like everything, left unchanged by 'raw'). Needs ``C >= 2``.
+    out : ndarray of np.uint8, optional
+        Where to write the 8-bit result (the shape of ``values``); not for 'raw'. Default:
+        a new array.
 
     Returns
     -------
@@ -96,15 +103,20 @@ def apply_scale(
     if arr.dtype == np.bool_:
         arr = arr.view(np.uint8)
     if scale == "raw":
+        if out is not None:
+            raise ParameterError("out", "`out` takes 8-bit results: not with scale 'raw'")
         return np.asarray(arr, dtype=np.float32)
 
     colour = arr[..., :-1] if alpha else arr
-    out = np.empty(arr.shape, dtype=np.uint8)
+    if out is None:
+        out = np.empty(arr.shape, dtype=np.uint8)
+    elif out.shape != arr.shape or out.dtype != np.uint8:
+        raise ParameterError("out", f"`out` must be uint8 of shape {arr.shape}")
     target = out[..., :-1] if alpha else out
     if scale == "clamp":
         _clamp(colour, target)
     elif scale == "abs":
-        _clamp(np.abs(colour), target)
+        _clamp(colour, target, absolute=True)
     else:
         _normalize(colour, target)
     if alpha:
@@ -112,12 +124,23 @@ def apply_scale(
     return out
 
 
-def _clamp(values: npt.NDArray[Any], out: npt.NDArray[np.uint8]) -> None:
-    """``out = trunc(clip(values, 0, 255))``: the float-to-integer cast truncates toward 0."""
+_CHUNK_ITEMS = 1 << 18  # clipped values are formed this many at a time (1 MiB of float32)
+
+
+def _clamp(values: npt.NDArray[Any], out: npt.NDArray[np.uint8], absolute: bool = False) -> None:
+    """``out = trunc(clip(|values| if absolute else values, 0, 255))`` (the float-to-integer
+    cast truncates toward 0).
+
+    Rows are clipped a chunk at a time, so the temporary stays small whatever the size.
+    """
     if values.dtype == np.uint8:
         np.copyto(out, values)
         return
-    np.copyto(out, np.clip(values, 0, 255), casting="unsafe")
+    row_items = max(1, values[:1].size)
+    step = max(1, _CHUNK_ITEMS // row_items)
+    for r0 in range(0, values.shape[0], step):
+        chunk = np.abs(values[r0 : r0 + step]) if absolute else values[r0 : r0 + step]
+        np.copyto(out[r0 : r0 + step], np.clip(chunk, 0, 255), casting="unsafe")
 
 
 def _normalize(values: npt.NDArray[Any], out: npt.NDArray[np.uint8]) -> None:
