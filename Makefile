@@ -72,8 +72,9 @@ lock: $(VENV)/.lock  ## re-pin the image's dependencies into deploy/requirements
 		--python-platform x86_64-manylinux_2_28 --generate-hashes --annotation-style line \
 		--quiet -o deploy/requirements.lock
 
-bench: $(VENV)/.bench  ## core speed against scipy.ndimage / OpenCV / the lesson's loop
+bench: $(VENV)/.bench  ## core speed vs scipy.ndimage / OpenCV / the lesson; large images (memory)
 	$(BIN)/python -m bench.core
+	$(BIN)/python -m bench.large
 
 loadbench: $(VENV)/.bench  ## service vs the naive yardstick under load (wrk, 127.0.0.1, ~6 min)
 	@command -v wrk >/dev/null || { apt-get install -y wrk || { apt-get update \
