@@ -7,15 +7,15 @@ resized bicubically; RGB = ascent, its transpose, its negative; RGBA adds a grad
 1. **Peak memory.** For ``/convolve`` (5x5 Gaussian), ``/pool`` (2x2 max) and ``/pipeline``
    (both), gray and RGB JPEG (quality 90) and RGBA PNG uploads, at 1, 9 and 36 MP: the
    worker's peak resident memory during the request above its idle baseline, as a multiple of
-   the decoded image's bytes (target: at most 4x). Method: after one request of each kind at
-   1 MP (warm-up), before each request the worker is idle and has trimmed its heap
-   (``IMGFILTER_IDLE_TRIM_MIB=1``); its ``VmRSS`` is the baseline, then ``5`` written to
-   ``/proc/PID/clear_refs`` resets its ``VmHWM`` (the kernel's high-water mark of resident
-   memory) to the current RSS, and after the response ``VmHWM`` is the peak. The kernel
-   counts every resident page -- NumPy arrays, Pillow's and libjpeg's buffers, the request
-   body, the PNG -- which ``tracemalloc`` (Python allocations only) would not, and nothing is
-   sampled, so no short peak is missed. Needs Linux and the right to write ``clear_refs``
-   (the worker is this user's child).
+   the decoded image's bytes (target: at most 4x). Method: each case runs in a fresh worker
+   that has served one 256 x 256 request of the same kind (imports done); once it is idle and
+   has trimmed its heap (``IMGFILTER_IDLE_TRIM_MIB=1``) its ``VmRSS`` is the baseline, then
+   ``5`` written to ``/proc/PID/clear_refs`` resets its ``VmHWM`` (the kernel's high-water
+   mark of resident memory) to the current RSS, and after the response ``VmHWM`` is the
+   peak. The kernel counts every resident page -- NumPy arrays, Pillow's and libjpeg's
+   buffers, the request body, the PNG -- which ``tracemalloc`` (Python allocations only)
+   would not, and nothing is sampled, so no short peak is missed. Needs Linux and the right
+   to write ``clear_refs`` (the worker is this user's child).
 2. **Throughput.** The issue's table: smooth RGB JPEGs of 1024^2 .. 6000^2 through
    ``/pipeline`` (5x5 Gaussian, 2x2 max pooling, PNG), best of 3, in MP/s; and the 36 MP
    request against a straightforward pipeline of the same work run in this process (Pillow
@@ -204,28 +204,28 @@ class SpeedRow:
         return self.side * self.side / 1e6 / self.seconds
 
 
-def warm_up(worker: Worker) -> None:
-    """One request of each kind at 1 MP first: a worker that has served traffic (imports
-    done, the core's pooled scratch buffers allocated) is the baseline, not a fresh one."""
-    for mode in CHANNELS:
-        file = upload(1000, mode)
-        for path, spec in SPECS.values():
-            worker.post(path, spec, file)
-
-
-def measure_memory(worker: Worker, sides: tuple[int, ...]) -> list[MemoryRow]:
-    warm_up(worker)
+def measure_memory(
+    ports: Callable[[], int], env: dict[str, str], sides: tuple[int, ...]
+) -> list[MemoryRow]:
+    """Each case in a fresh worker, after one 256 x 256 request of the same kind (imports)."""
     rows = []
     for side in sides:
         for mode, channels in CHANNELS.items():
             file = upload(side, mode)
+            small = upload(256, mode)
             for op, (path, spec) in SPECS.items():
-                baseline = worker.idle_baseline()
-                start = time.perf_counter()
-                worker.post(path, spec, file)
-                seconds = time.perf_counter() - start
-                peak = worker.status()["VmHWM"] - baseline
-                row = MemoryRow(op, mode, side, len(file[0]), side * side * channels, peak, seconds)
+                worker = Worker(ports(), env)
+                try:
+                    worker.post(path, spec, small)
+                    baseline = worker.idle_baseline()
+                    start = time.perf_counter()
+                    worker.post(path, spec, file)
+                    seconds = time.perf_counter() - start
+                    peak = worker.status()["VmHWM"] - baseline
+                finally:
+                    worker.close()
+                decoded = side * side * channels
+                row = MemoryRow(op, mode, side, len(file[0]), decoded, peak, seconds)
                 rows.append(row)
                 print(
                     f"  {op:9} {mode:4} {side}x{side}: peak {peak / 2**20:7.1f} MiB = "
@@ -331,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 and 9 MP only, one repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=RESULTS)
-    parser.add_argument("--port", type=int, default=0, help="the worker's port (0: a free one)")
+    parser.add_argument(
+        "--port", type=int, default=0, help="first of 30 ports for the workers (0: free ones)"
+    )
     args = parser.parse_args(argv)
     memory_sides = MEMORY_SIDES[:2] if args.quick else MEMORY_SIDES
     speed_sides = THROUGHPUT_SIDES[:2] if args.quick else THROUGHPUT_SIDES
@@ -342,10 +344,15 @@ def main(argv: list[str] | None = None) -> int:
         "IMGFILTER_MAX_UPLOAD_BYTES": str(64 << 20),  # the 36 MP RGBA PNG is ~18 MiB
         "IMGFILTER_LOG_LEVEL": "warning",
     }
-    worker = Worker(args.port or free_port(), env)
+    given = iter(range(args.port, args.port + 100)) if args.port else None
+
+    def ports() -> int:  # a new port per worker: no wait for the last one's socket
+        return next(given) if given is not None else free_port()
+
+    print("Peak memory per request (worker RSS high-water mark above its idle baseline):")
+    memory = measure_memory(ports, env, memory_sides)
+    worker = Worker(ports(), env)
     try:
-        print("Peak memory per request (worker RSS high-water mark above its idle baseline):")
-        memory = measure_memory(worker, memory_sides)
         print("Throughput, smooth RGB JPEG through /pipeline:")
         speed = measure_speed(worker, speed_sides, repeats)
     finally:

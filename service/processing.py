@@ -83,7 +83,7 @@ def convolve(image: Decoded, params: ConvolveParams, settings: Settings) -> Deco
 
 # Scales that map each pixel on its own: the result can be converted stripe by stripe.
 STRIPED_SCALES = ("clamp", "abs")
-# float32 values per stripe: a sixteenth of the image's samples, within these bounds
+# float32 values per stripe: a 32nd of the image's samples, within these bounds
 STRIPE_BYTES = 4 << 20
 MIN_STRIPE_BYTES = 256 << 10
 THREADED_PIXELS = 1 << 21  # from 2 MP up a convolution may use the worker's spare CPUs
@@ -111,13 +111,13 @@ def _convolve_striped(
     """The 8-bit result of `correlate` + `apply_scale`, one stripe of rows at a time.
 
     Equal to the whole-image computation bit for bit (`correlate_stripes`); the float32
-    values exist a stripe at a time (a sixteenth of the samples, 256 KiB to ``STRIPE_BYTES``,
+    values exist a stripe at a time (a 32nd of the samples, 256 KiB to ``STRIPE_BYTES``,
     per thread) instead of 4 bytes per sample of the whole image. Only for uint8 input: a
     float input (after a ``raw`` step) keeps the whole-image path and its overflow check.
     """
     pixels = image.pixels
     row_bytes = 4 * pixels.shape[1] * (1 if pixels.ndim == 2 else pixels.shape[2])
-    budget = min(STRIPE_BYTES, max(MIN_STRIPE_BYTES, pixels.nbytes // 4))
+    budget = min(STRIPE_BYTES, max(MIN_STRIPE_BYTES, pixels.nbytes // 8))
     stripe_rows = max(8, budget // row_bytes)
     stripes = correlate_stripes(pixels, kernel, stripe_rows=stripe_rows, threads=threads, **options)
     out: npt.NDArray[np.uint8] | None = None

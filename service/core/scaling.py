@@ -124,7 +124,7 @@ def apply_scale(
     return out
 
 
-_CHUNK_ITEMS = 1 << 18  # clipped values are formed this many at a time (1 MiB of float32)
+_CHUNK_ITEMS = 1 << 16  # clipped values are formed this many at a time (256 KiB of float32)
 
 
 def _clamp(values: npt.NDArray[Any], out: npt.NDArray[np.uint8], absolute: bool = False) -> None:
