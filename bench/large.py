@@ -343,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "IMGFILTER_IDLE_TRIM_MIB": "1",  # trim after every request: a clean idle baseline
         "IMGFILTER_MAX_UPLOAD_BYTES": str(64 << 20),  # the 36 MP RGBA PNG is ~18 MiB
         "IMGFILTER_LOG_LEVEL": "warning",
+        "IMGFILTER_WORKERS": "1",  # the app's view of `serve --workers 1` (stripe threads)
     }
     given = iter(range(args.port, args.port + 100)) if args.port else None
 
