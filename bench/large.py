@@ -205,15 +205,21 @@ class SpeedRow:
 
 
 def measure_memory(
-    ports: Callable[[], int], env: dict[str, str], sides: tuple[int, ...]
+    ports: Callable[[], int],
+    env: dict[str, str],
+    sides: tuple[int, ...],
+    modes: tuple[str, ...] = tuple(CHANNELS),
+    ops: tuple[str, ...] = tuple(SPECS),
 ) -> list[MemoryRow]:
     """Each case in a fresh worker, after one 256 x 256 request of the same kind (imports)."""
     rows = []
     for side in sides:
-        for mode, channels in CHANNELS.items():
+        for mode in modes:
+            channels = CHANNELS[mode]
             file = upload(side, mode)
             small = upload(256, mode)
-            for op, (path, spec) in SPECS.items():
+            for op in ops:
+                path, spec = SPECS[op]
                 worker = Worker(ports(), env)
                 try:
                     worker.post(path, spec, small)
@@ -334,9 +340,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--port", type=int, default=0, help="first of 30 ports for the workers (0: free ones)"
     )
+    parser.add_argument("--memory-sides", default="", help="comma-separated sides (1000,...)")
+    parser.add_argument("--speed-sides", default="", help="comma-separated sides (1024,...)")
+    parser.add_argument("--modes", default=",".join(CHANNELS), help="gray,RGB,RGBA")
+    parser.add_argument("--ops", default=",".join(SPECS), help="convolve,pool,pipeline")
     args = parser.parse_args(argv)
     memory_sides = MEMORY_SIDES[:2] if args.quick else MEMORY_SIDES
     speed_sides = THROUGHPUT_SIDES[:2] if args.quick else THROUGHPUT_SIDES
+    if args.memory_sides:
+        memory_sides = tuple(int(v) for v in args.memory_sides.split(","))
+    if args.speed_sides:
+        speed_sides = tuple(int(v) for v in args.speed_sides.split(","))
+    modes = tuple(m for m in args.modes.split(",") if m)
+    ops = tuple(o for o in args.ops.split(",") if o)
     repeats = 1 if args.quick else args.repeats
 
     env = {
@@ -351,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         return next(given) if given is not None else free_port()
 
     print("Peak memory per request (worker RSS high-water mark above its idle baseline):")
-    memory = measure_memory(ports, env, memory_sides)
+    memory = measure_memory(ports, env, memory_sides, modes, ops)
     worker = Worker(ports(), env)
     try:
         print("Throughput, smooth RGB JPEG through /pipeline:")

@@ -95,6 +95,8 @@ def stripe_threads(pixels: int, settings: Settings) -> int:
     ``available_cpus // (workers * max_concurrency)``, at least 1, and 1 below
     ``THREADED_PIXELS`` (a thread pool costs more than it saves on small images). With the
     defaults (one worker per CPU, one slot each) that is 1; one worker on 2 CPUs gets 2.
+    ``workers`` is the app's setting (``IMGFILTER_WORKERS``): ``serve --workers 1`` without
+    it leaves the default, one per CPU, and so 1 thread.
     """
     if pixels < THREADED_PIXELS:
         return 1
