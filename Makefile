@@ -8,7 +8,7 @@ PORT ?= 8000
 WORKERS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint deploy-check unit e2e openapi lock bench loadbench fuzz soak clean pngcheck
+.PHONY: help run test lint deploy-check unit e2e openapi lock bench loadbench fuzz soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,7 @@ lint: $(VENV)/.test  ## ruff check + ruff format --check + mypy + bandit
 	$(BIN)/bandit -q -r service -c pyproject.toml
 
 # The PNG encoder's tests check every file with pngcheck (a Debian package).
+.PHONY: pngcheck
 pngcheck:
 	@command -v pngcheck >/dev/null || { apt-get install -y pngcheck || { apt-get update \
 		&& apt-get install -y pngcheck; }; } >/dev/null 2>&1 || echo "pngcheck unavailable"
