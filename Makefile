@@ -47,7 +47,13 @@ lint: $(VENV)/.test  ## ruff check + ruff format --check + mypy + bandit
 	$(BIN)/mypy service
 	$(BIN)/bandit -q -r service -c pyproject.toml
 
-unit: $(VENV)/.test  ## the pytest suite only
+# The PNG encoder's tests check every file with pngcheck (a Debian package).
+.PHONY: pngcheck
+pngcheck:
+	@command -v pngcheck >/dev/null || { apt-get install -y pngcheck || { apt-get update \
+		&& apt-get install -y pngcheck; }; } >/dev/null 2>&1 || echo "pngcheck unavailable"
+
+unit: $(VENV)/.test pngcheck  ## the pytest suite only
 	$(BIN)/python -m pytest -q
 
 deploy-check: $(VENV)/.test  ## hadolint Dockerfile, compose schema, Kubernetes manifests (offline)
@@ -78,8 +84,9 @@ lock: $(VENV)/.lock  ## re-pin the image's dependencies into deploy/requirements
 		--python-platform x86_64-manylinux_2_28 --generate-hashes --annotation-style line \
 		--quiet -o deploy/requirements.lock
 
-bench: $(VENV)/.bench  ## core speed against scipy.ndimage / OpenCV / the lesson's loop
+bench: $(VENV)/.bench  ## core speed vs scipy.ndimage / OpenCV / the lesson; large images (memory)
 	$(BIN)/python -m bench.core
+	$(BIN)/python -m bench.large
 
 loadbench: $(VENV)/.bench  ## service vs the naive yardstick under load (wrk, 127.0.0.1, ~6 min)
 	@command -v wrk >/dev/null || { apt-get install -y wrk || { apt-get update \

@@ -3,7 +3,8 @@
 ``python -m bench.png`` prints a Markdown table for three service outputs: the 512 x 512 Sobel
 result on ascent (mostly black edges), ascent itself (a photo, gray) and a 1024 x 1024 RGB
 photo (the load benchmark's upload after the 7x7 Gaussian). It compares the service's encoder
-(libpng + zlib-ng through imagecodecs, ``service.imaging.encode_png``) with Pillow's, which
+(``service.imaging.encode_png``: libdeflate with the service's own PNG framing, the default,
+and libpng through imagecodecs) with Pillow's, which
 always chooses each row's filter adaptively. Times are the median of ``--repeat`` runs on one
 thread.
 """
@@ -40,6 +41,16 @@ SERVICE_SETTINGS: tuple[tuple[int, str, str], ...] = (
     (6, "default", "paeth"),
     (6, "default", "adaptive"),
     (9, "default", "adaptive"),
+)
+# (level, row filter) for the libdeflate encoder (IMGFILTER_PNG_ENCODER=libdeflate, the default)
+LIBDEFLATE_SETTINGS: tuple[tuple[int, str], ...] = (
+    (0, "none"),
+    (1, "auto"),
+    (1, "none"),
+    (1, "sub"),
+    (1, "up"),
+    (6, "up"),
+    (9, "up"),
 )
 PILLOW_SETTINGS: tuple[tuple[int, str], ...] = (
     (0, "default"),
@@ -80,10 +91,14 @@ def pillow(level: int, strategy: str) -> Encoder:
     return encode
 
 
-def service(level: int, strategy: str, row_filter: str) -> Encoder:
+def service(level: int, strategy: str, row_filter: str, encoder: str = "libpng") -> Encoder:
     def encode(pixels: npt.NDArray[np.uint8]) -> bytes:
         return imaging.encode_png(
-            pixels, compress_level=level, strategy=strategy, row_filter=row_filter
+            pixels,
+            compress_level=level,
+            strategy=strategy,
+            row_filter=row_filter,
+            encoder=encoder,
         )
 
     return encode
@@ -108,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[tuple[str, Encoder]] = [
         (f"imagecodecs (libpng) L{lv} {st} {flt}", service(lv, st, flt))
         for lv, st, flt in SERVICE_SETTINGS
+    ]
+    rows += [
+        (f"libdeflate L{lv} {flt}", service(lv, "default", flt, "libdeflate"))
+        for lv, flt in LIBDEFLATE_SETTINGS
     ]
     rows += [(f"Pillow L{lv} {st} (adaptive)", pillow(lv, st)) for lv, st in PILLOW_SETTINGS]
     print("| encoder, level, strategy, filter | " + " | ".join(pictures) + " |")

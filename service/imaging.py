@@ -21,8 +21,12 @@ Decoding rules (limits first):
 
 A plain PNG (8-bit gray, gray + alpha, RGB or RGBA, not interlaced, no transparency, EXIF,
 animation or ICC chunk: see `_is_plain_png`) is decoded by libpng through imagecodecs, 1.7x
-faster than Pillow (1024 x 1024 RGB: 12 vs 21 ms) to the same pixels; every other file goes
-through Pillow, after the same header checks.
+faster than Pillow (1024 x 1024 RGB: 12 vs 21 ms) to the same pixels. A plain JPEG (L or
+RGB, not turned by EXIF, ending with EOI: see `_is_plain_jpeg`) is decoded by libjpeg-turbo
+through imagecodecs at full size (never draft mode), to the pixels Pillow's libjpeg-turbo
+gives, straight into the array: Pillow needs about 3 copies of the image on the way
+(its own buffer, 4 bytes per RGB pixel, and the bytes ``numpy.asarray`` goes through). Every
+other file goes through Pillow, after the same header checks.
 """
 
 from __future__ import annotations
@@ -166,6 +170,11 @@ def _decode_opened(img: Image.Image, max_pixels: int, data: bytes) -> Decoded:
             return _decoded(imagecodecs.png_decode(data))
         except Exception as exc:  # truncated or corrupt data, as below
             raise BadImageError(f"the image data cannot be decoded: {_reason(exc)}") from exc
+    if _is_plain_jpeg(img, data):
+        try:
+            return _decoded(imagecodecs.jpeg8_decode(data))
+        except Exception as exc:  # corrupt data, as below
+            raise BadImageError(f"the image data cannot be decoded: {_reason(exc)}") from exc
     try:
         img.seek(0)
         img.load()
@@ -208,6 +217,25 @@ def _is_plain_png(data: bytes) -> bool:
             return True
         pos += 12 + length
     return False
+
+
+_JPEG_EOI: Final = b"\xff\xd9"
+
+
+def _is_plain_jpeg(img: Image.Image, data: bytes) -> bool:
+    """True for a JPEG (not MPO) that libjpeg-turbo may decode straight into an array.
+
+    Its mode is L or RGB (no CMYK/YCCK), no EXIF orientation turns it, and the file ends
+    with the EOI marker: libjpeg only warns about a truncated stream (and fills the missing
+    rows), where Pillow refuses it, so a file that does not end cleanly goes through Pillow
+    and gets Pillow's error.
+    """
+    if img.format != "JPEG" or img.mode not in ("L", "RGB") or not data.endswith(_JPEG_EOI):
+        return False
+    return bool(img.getexif().get(_EXIF_ORIENTATION, 1) == 1)
+
+
+_EXIF_ORIENTATION: Final = 0x0112
 
 
 def _decoded(pixels: npt.NDArray[np.uint8]) -> Decoded:
@@ -277,6 +305,9 @@ def from_pixels(pixels: list[Any]) -> Decoded:
     return _decoded(np.ascontiguousarray(raw.astype(np.uint8)))
 
 
+_GRAY_STRIPE_PIXELS: Final = 1 << 18
+
+
 def to_gray(image: Decoded) -> Decoded:
     """Convert to 8-bit luma (ITU-R 601-2, as Pillow's ``convert("L")``), keeping alpha.
 
@@ -289,9 +320,12 @@ def to_gray(image: Decoded) -> Decoded:
         return image
     rgb = pixels[:, :, :3]
     if pixels.dtype == np.uint8:
-        wide = rgb.astype(np.uint32)
-        luma = (wide[..., 0] * 19595 + wide[..., 1] * 38470 + wide[..., 2] * 7471 + 0x8000) >> 16
-        luma = luma.astype(np.uint8)
+        luma = np.empty(pixels.shape[:2], np.uint8)
+        step = max(1, _GRAY_STRIPE_PIXELS // pixels.shape[1])  # uint32 temporaries per stripe
+        for r0 in range(0, pixels.shape[0], step):
+            wide = rgb[r0 : r0 + step].astype(np.uint32)
+            total = wide[..., 0] * 19595 + wide[..., 1] * 38470 + wide[..., 2] * 7471 + 0x8000
+            luma[r0 : r0 + step] = total >> 16
     else:
         luma = (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)
     if image.alpha:
@@ -302,8 +336,21 @@ def to_gray(image: Decoded) -> Decoded:
 # --- encoding ----------------------------------------------------------------------------
 
 
+PNG_ENCODERS: Final = ("libdeflate", "libpng")
+# Row filters the libdeflate encoder applies itself (one NumPy pass each); the others
+# (avg, paeth, adaptive) are libpng's, and choosing one sends the image through libpng.
+_OWN_FILTERS: Final = {"none": 0, "sub": 1, "up": 2}
+_COLOR_TYPE: Final = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (gray, GA, RGB, RGBA)
+_FILTER_STRIPE_BYTES: Final = 1 << 20  # rows are filtered in stripes of about this size
+
+
 def encode_png(
-    pixels: npt.NDArray[np.uint8], *, compress_level: int, strategy: str, row_filter: str = "auto"
+    pixels: npt.NDArray[np.uint8],
+    *,
+    compress_level: int,
+    strategy: str,
+    row_filter: str = "auto",
+    encoder: str = "libpng",
 ) -> bytes:
     """Encode an ``np.uint8`` array of shape (M, N) or (M, N, C), C in 1..4, as a PNG file.
 
@@ -317,7 +364,12 @@ def encode_png(
     smaller and 10-20 % faster than Paeth, and Paeth is 1.6-2x smaller than no filter on
     smooth images; the count costs one pass over the bytes.
 
-    The encoder is libpng, through imagecodecs, not Pillow: Pillow always picks each row's
+    ``encoder="libdeflate"`` frames the PNG here (signature, IHDR, one IDAT, IEND, CRC-32
+    each) around a zlib stream from libdeflate at ``compress_level`` (``strategy`` does not
+    apply), with the row filter applied in NumPy: ``none``, ``sub`` or ``up`` (``"auto"``:
+    ``"up"`` where libpng would take Paeth). Any other filter goes through libpng.
+
+    ``encoder="libpng"`` is libpng through imagecodecs, not Pillow: Pillow always picks each row's
     filter adaptively (all five tried per row) and offers no way to fix it, which made its best
     setting (level 1, Huffman-only) take 4.5 ms for the 512 x 512 Sobel result against 1.9 ms
     here, at a smaller size (issue 4's measurements).
@@ -326,9 +378,13 @@ def encode_png(
         raise TypeError(f"encode_png takes np.uint8 pixels, got {pixels.dtype}")
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
+    own = encoder == "libdeflate" and (row_filter == "auto" or row_filter in _OWN_FILTERS)
     if row_filter == "auto":
         zeros = pixels.size - np.count_nonzero(pixels)
-        row_filter = "none" if 4 * zeros >= pixels.size else "paeth"
+        sparse = 4 * zeros >= pixels.size
+        row_filter = "none" if sparse else ("up" if own else "paeth")
+    if own:
+        return _png_libdeflate(pixels, compress_level, _OWN_FILTERS[row_filter])
     encoded = imagecodecs.png_encode(
         np.ascontiguousarray(pixels),
         level=compress_level,
@@ -336,3 +392,46 @@ def encode_png(
         filter=PNG_FILTERS[row_filter],
     )
     return bytes(encoded)  # already ``bytes`` without ``out=``: no copy
+
+
+def _chunk(kind: bytes, data: bytes | bytearray) -> tuple[bytes, bytes | bytearray, bytes]:
+    """A PNG chunk as (length + type, data, CRC-32 of type and data), to be joined once."""
+    crc = imagecodecs.deflate_crc32(data, imagecodecs.deflate_crc32(kind))
+    return struct.pack(">I", len(data)) + kind, data, struct.pack(">I", crc)
+
+
+def _png_libdeflate(pixels: npt.NDArray[np.uint8], level: int, row_filter: int) -> bytes:
+    """PNG of ``pixels`` (M, N) or (M, N, C): every row filtered by ``row_filter`` (0, 1, 2).
+
+    Row ``r`` of the filtered stream is the filter byte, then ``x - a`` (sub: ``a`` the byte
+    one pixel to the left, 0 before the first) or ``x - b`` (up: ``b`` the byte above, 0
+    above row 0), modulo 256 -- PNG's filter types 1 and 2. The rows are written stripe by
+    stripe into one buffer, which libdeflate compresses at ``level`` (0 stores).
+    """
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    rows = pixels.reshape(height, width * channels)
+    stride = width * channels
+    filtered = np.empty((height, stride + 1), np.uint8)
+    filtered[:, 0] = row_filter
+    body = filtered[:, 1:]
+    step = max(1, _FILTER_STRIPE_BYTES // max(stride, 1))
+    for r0 in range(0, height, step):
+        r1 = min(height, r0 + step)
+        out, src = body[r0:r1], rows[r0:r1]
+        if row_filter == 0:
+            out[...] = src
+        elif row_filter == 1:
+            out[:, :channels] = src[:, :channels]
+            np.subtract(src[:, channels:], src[:, :-channels], out=out[:, channels:])
+        elif r0 == 0:
+            out[0] = src[0]
+            np.subtract(src[1:], src[:-1], out=out[1:])
+        else:
+            np.subtract(src, rows[r0 - 1 : r1 - 1], out=out)
+    # any buffer works (the stubs say bytes); the array is compressed in place, not copied
+    stream = imagecodecs.deflate_encode(filtered, level=level)  # type: ignore[arg-type]
+    del filtered
+    header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPE[channels], 0, 0, 0)
+    parts = (_chunk(b"IHDR", header), _chunk(b"IDAT", stream), _chunk(b"IEND", b""))
+    return b"".join((_PNG_SIGNATURE, *(piece for part in parts for piece in part)))

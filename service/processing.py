@@ -15,9 +15,9 @@ import numpy.typing as npt
 import orjson
 
 from . import imaging
-from .config import Settings
+from .config import Settings, available_cpus
 from .core.codelab import codelab_correlate
-from .core.convolution import correlate
+from .core.convolution import correlate, correlate_stripes
 from .core.errors import CoreError
 from .core.pooling import pool
 from .core.scaling import apply_scale
@@ -64,18 +64,72 @@ def convolve(image: Decoded, params: ConvolveParams, settings: Settings) -> Deco
                 image.pixels, kernel, params.effective_weight, alpha=image.alpha
             )
         else:
-            values = correlate(
-                image.pixels,
-                kernel,
-                weight=params.effective_weight,
-                border=params.effective_border,
-                cval=params.cval,
-                flip=params.flip,
-                normalize=params.normalize,
-                alpha=image.alpha,
-                max_kernel_side=settings.max_kernel_side,
-            )
+            options: dict[str, Any] = {
+                "weight": params.effective_weight,
+                "border": params.effective_border,
+                "cval": params.cval,
+                "flip": params.flip,
+                "normalize": params.normalize,
+                "alpha": image.alpha,
+                "max_kernel_side": settings.max_kernel_side,
+            }
+            if params.scale in STRIPED_SCALES and image.pixels.dtype == np.uint8:
+                threads = stripe_threads(image.height * image.width, settings)
+                striped = _convolve_striped(image, kernel, options, params.scale, threads)
+                return Decoded(striped, alpha=image.alpha)
+            values = correlate(image.pixels, kernel, **options)
         return Decoded(_finish(values, image, params.scale), alpha=image.alpha)
+
+
+# Scales that map each pixel on its own: the result can be converted stripe by stripe.
+STRIPED_SCALES = ("clamp", "abs")
+# float32 values per stripe: a 32nd of the image's samples, within these bounds
+STRIPE_BYTES = 4 << 20
+MIN_STRIPE_BYTES = 256 << 10
+THREADED_PIXELS = 1 << 21  # from 2 MP up a convolution may use the worker's spare CPUs
+
+
+def stripe_threads(pixels: int, settings: Settings) -> int:
+    """Threads for one convolution: the CPUs no other worker or slot is meant to use.
+
+    ``available_cpus // (workers * max_concurrency)``, at least 1, and 1 below
+    ``THREADED_PIXELS`` (a thread pool costs more than it saves on small images). With the
+    defaults (one worker per CPU, one slot each) that is 1; one worker on 2 CPUs gets 2.
+    ``workers`` is the app's setting (``IMGFILTER_WORKERS``): ``serve --workers 1`` without
+    it leaves the default, one per CPU, and so 1 thread.
+    """
+    if pixels < THREADED_PIXELS:
+        return 1
+    return max(1, available_cpus() // (settings.workers * settings.max_concurrency))
+
+
+def _convolve_striped(
+    image: Decoded,
+    kernel: npt.NDArray[np.float64],
+    options: dict[str, Any],
+    scale: Any,
+    threads: int,
+) -> npt.NDArray[np.uint8]:
+    """The 8-bit result of `correlate` + `apply_scale`, one stripe of rows at a time.
+
+    Equal to the whole-image computation bit for bit (`correlate_stripes`); the float32
+    values exist a stripe at a time (a 32nd of the samples, 256 KiB to ``STRIPE_BYTES``,
+    per thread) instead of 4 bytes per sample of the whole image. Only for uint8 input: a
+    float input (after a ``raw`` step) keeps the whole-image path and its overflow check.
+    """
+    pixels = image.pixels
+    row_bytes = 4 * pixels.shape[1] * (1 if pixels.ndim == 2 else pixels.shape[2])
+    budget = min(STRIPE_BYTES, max(MIN_STRIPE_BYTES, pixels.nbytes // 8))
+    stripe_rows = max(8, budget // row_bytes)
+    stripes = correlate_stripes(pixels, kernel, stripe_rows=stripe_rows, threads=threads, **options)
+    out: npt.NDArray[np.uint8] | None = None
+    for r0, values in stripes:
+        if out is None:  # 'valid' shrinks the result: its shape comes with the first stripe
+            rows = pixels.shape[0] - (kernel.shape[0] - 1 if options["border"] == "valid" else 0)
+            out = np.empty((rows, *values.shape[1:]), np.uint8)
+        apply_scale(values, scale, alpha=image.alpha, out=out[r0 : r0 + values.shape[0]])
+    assert out is not None
+    return out
 
 
 def pool_image(image: Decoded, params: PoolParams, settings: Settings) -> Decoded:
@@ -136,6 +190,7 @@ def render(result: Decoded, fmt: OutputFormat, settings: Settings) -> tuple[byte
                 compress_level=settings.png_compress_level,
                 strategy=settings.png_strategy,
                 row_filter=settings.png_filter,
+                encoder=settings.png_encoder,
             )
             return body, "image/png"
         if pixels.ndim == 3 and pixels.shape[2] == 1:

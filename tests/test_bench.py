@@ -128,3 +128,28 @@ def test_vendored_yardstick_is_the_shared_original() -> None:
     shared_ascent = ROOT.parent / "shared" / "data" / "ascent.png"
     if shared_ascent.exists():  # the copy's ASCENT_PATH points at the package's ascent
         assert shared_ascent.read_bytes() == (ROOT / "service" / "data" / "ascent.png").read_bytes()
+
+
+def test_large_bench_measures_peak_memory_and_the_yardstick(tmp_path: Path) -> None:
+    # one fresh worker for a memory case, one for the throughput table; tiny images
+    raw = tmp_path / "large.json"
+    done = _run(
+        "bench.large",
+        "--memory-sides=300",
+        "--speed-sides=320",
+        "--modes=RGB",
+        "--ops=pipeline",
+        "--repeats=1",
+        f"--json={raw}",
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "| pipeline | RGB 300x300 |" in done.stdout
+    assert "| 320x320 |" in done.stdout
+    result = json.loads(raw.read_text())
+    (memory,) = result["memory"]
+    assert memory["decoded_bytes"] == 300 * 300 * 3
+    assert 0 < memory["peak_bytes"] < 200 * 2**20  # measured, and not absurd
+    assert result["straightforward_s"] > 0
+    assert set(result["threads_s"]) == {"1", "2"}
+    assert "target 1" in " ".join(result["summary"])

@@ -5,12 +5,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import shutil
 import struct
+import subprocess
 import zlib
 
+import imagecodecs
 import numpy as np
 import pytest
-from PIL import Image
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageOps
 
 from service import imaging
 from service.errors import BadImageError, PayloadTooLargeError, SpecError, UnsupportedMediaError
@@ -398,7 +403,10 @@ def test_encode_png_roundtrip(channels: int, strategy: str) -> None:
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 @pytest.mark.parametrize("row_filter", sorted(imaging.PNG_FILTERS))
 @pytest.mark.parametrize("level", [0, 6])
-def test_encode_png_roundtrip_every_row_filter(channels: int, row_filter: str, level: int) -> None:
+@pytest.mark.parametrize("encoder", imaging.PNG_ENCODERS)
+def test_encode_png_roundtrip_every_row_filter(
+    channels: int, row_filter: str, level: int, encoder: str
+) -> None:
     shape = (7, 6) if channels == 1 else (7, 6, channels)
     pixels = RNG.integers(0, 256, shape, dtype=np.uint8)
     data = imaging.encode_png(
@@ -406,6 +414,7 @@ def test_encode_png_roundtrip_every_row_filter(channels: int, row_filter: str, l
         compress_level=level,
         strategy="default",
         row_filter=row_filter,
+        encoder=encoder,
     )
     with Image.open(io.BytesIO(data)) as img:
         assert img.mode == {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
@@ -416,12 +425,17 @@ def test_encode_png_roundtrip_every_row_filter(channels: int, row_filter: str, l
     ("zero_fraction", "expected"),
     [(0.0, {4}), (0.2, {4}), (0.25, {0}), (0.6, {0})],  # 0 = None, 4 = Paeth (PNG spec)
 )
+@pytest.mark.parametrize("encoder", ["libpng", "libdeflate"])
 def test_encode_png_auto_filter_none_for_sparse_images(
-    zero_fraction: float, expected: set[int]
+    zero_fraction: float, expected: set[int], encoder: str
 ) -> None:
     pixels = RNG.integers(1, 256, (40, 25), dtype=np.uint8)
     pixels.flat[: int(zero_fraction * pixels.size)] = 0
-    data = imaging.encode_png(pixels, compress_level=1, strategy="huffman", row_filter="auto")
+    if encoder == "libdeflate":
+        expected = {2 if code == 4 else code for code in expected}  # Up where libpng has Paeth
+    data = imaging.encode_png(
+        pixels, compress_level=1, strategy="huffman", row_filter="auto", encoder=encoder
+    )
     assert set(png_row_filters(data)[1:]) == expected  # the first row has no row above
     np.testing.assert_array_equal(decode_png(data), pixels)
 
@@ -429,3 +443,141 @@ def test_encode_png_auto_filter_none_for_sparse_images(
 def test_encode_png_refuses_float() -> None:
     with pytest.raises(TypeError):
         imaging.encode_png(np.zeros((2, 2), np.float32), compress_level=1, strategy="default")  # type: ignore[arg-type]
+
+
+# --- the libdeflate PNG encoder: framing checked by pngcheck, Pillow and libpng ----------------
+
+PNGCHECK = shutil.which("pngcheck")
+
+
+def _check_png(data: bytes, pixels: np.ndarray) -> None:
+    """pngcheck accepts the file (CRCs, chunk order, zlib stream, filter bytes); Pillow and
+    libpng (imagecodecs) both decode it to ``pixels``."""
+    assert PNGCHECK is not None, "pngcheck is missing: make test installs it (Debian package)"
+    result = subprocess.run([PNGCHECK, "-q", "-"], input=data, capture_output=True, check=False)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    squeezed = pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
+    with Image.open(io.BytesIO(data)) as img:
+        np.testing.assert_array_equal(np.asarray(img), squeezed)
+    decoded = imagecodecs.png_decode(data)
+    np.testing.assert_array_equal(decoded.reshape(squeezed.shape), squeezed)
+
+
+_SIDES = st.integers(1, 40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    shape=st.one_of(
+        st.tuples(_SIDES, _SIDES),
+        st.tuples(_SIDES, _SIDES, st.integers(1, 4)),
+        st.tuples(st.just(1), st.integers(1, 300), st.integers(1, 4)),
+        st.tuples(st.integers(1, 300), st.just(1), st.integers(1, 4)),
+    ),
+    row_filter=st.sampled_from(["auto", "none", "sub", "up"]),
+    level=st.sampled_from([0, 1, 6, 12]),
+    sparse=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_encode_png_libdeflate_fuzz(shape, row_filter, level, sparse, seed) -> None:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    if sparse:
+        pixels[rng.random(shape) < 0.7] = 0
+    data = imaging.encode_png(
+        pixels,
+        compress_level=level,
+        strategy="huffman",
+        row_filter=row_filter,
+        encoder="libdeflate",
+    )
+    _check_png(data, pixels)
+
+
+@pytest.mark.parametrize("row_filter", ["none", "sub", "up"])
+def test_encode_png_libdeflate_large_image_crosses_filter_stripes(row_filter: str) -> None:
+    # 700 rows of 3 * 900 bytes: several filter stripes; "up" must reach across each seam
+    y, x = np.mgrid[0:700, 0:900]
+    pixels = np.dstack([(x + y) % 256, (x * y) % 251, (3 * x - y) % 256]).astype(np.uint8)
+    data = imaging.encode_png(
+        pixels, compress_level=1, strategy="huffman", row_filter=row_filter, encoder="libdeflate"
+    )
+    assert set(png_row_filters(data)) == {imaging._OWN_FILTERS[row_filter]}
+    _check_png(data, pixels)
+
+
+def test_pngcheck_rejects_a_corrupt_crc() -> None:
+    # the check above can fail: pngcheck does verify the CRCs this encoder writes
+    pixels = RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    data = bytearray(imaging.encode_png(pixels, compress_level=1, strategy="huffman"))
+    data[29] ^= 0xFF  # the last byte of IHDR's CRC (8 + 4 + 4 + 13 data bytes)
+    assert PNGCHECK is not None
+    result = subprocess.run([PNGCHECK, "-q", "-"], input=bytes(data), capture_output=True)
+    assert result.returncode != 0
+
+
+# --- JPEG straight into the array (libjpeg-turbo through imagecodecs) ---------------------------
+
+_JPEG_OPTIONS = [
+    {"quality": 90},
+    {"quality": 75, "subsampling": 0},
+    {"quality": 95, "subsampling": 1},
+    {"quality": 60, "progressive": True},
+    {"quality": 85, "optimize": True},
+    {"quality": 80, "restart_marker_rows": 3},
+]
+
+
+def _smooth(shape: tuple[int, ...]) -> np.ndarray:
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    base = (128 + 100 * np.sin(x / 9.0) * np.cos(y / 13.0)).astype(np.uint8)
+    noise = RNG.integers(0, 40, shape[:2], dtype=np.uint8)
+    if len(shape) == 2:
+        return base + noise
+    return np.dstack([base + noise, 255 - base, noise])
+
+
+@pytest.mark.parametrize("options", _JPEG_OPTIONS)
+@pytest.mark.parametrize("shape", [(97, 131), (97, 131, 3), (1, 17, 3), (23, 1)])
+def test_decode_jpeg_fast_path_gives_pillows_pixels(
+    options: dict, shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(_smooth(shape)).save(buffer, format="JPEG", **options)
+    data = buffer.getvalue()
+    calls = []
+    original = imagecodecs.jpeg8_decode
+    monkeypatch.setattr(imagecodecs, "jpeg8_decode", lambda d: calls.append(1) or original(d))
+    decoded = imaging.decode(data, max_pixels=10**6)
+    assert calls, "the plain JPEG did not take the libjpeg-turbo path"
+    with Image.open(io.BytesIO(data)) as img:
+        np.testing.assert_array_equal(decoded.pixels, np.asarray(img))
+
+
+def test_decode_jpeg_without_eoi_goes_through_pillow_and_is_refused() -> None:
+    # libjpeg-turbo alone would fill the missing rows and succeed
+    buffer = io.BytesIO()
+    Image.fromarray(_smooth((64, 64, 3))).save(buffer, format="JPEG")
+    imagecodecs.jpeg8_decode(buffer.getvalue()[:-2])  # the hazard: no error here
+    with pytest.raises(BadImageError):
+        imaging.decode(buffer.getvalue()[:-2], max_pixels=10**6)
+
+
+def test_decode_jpeg_with_exif_orientation_is_turned() -> None:
+    pixels = _smooth((40, 60, 3))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    data = encode(Image.fromarray(pixels), "JPEG", exif=exif, quality=95)
+    decoded = imaging.decode(data, max_pixels=10**6)
+    assert decoded.pixels.shape == (60, 40, 3)
+    with Image.open(io.BytesIO(data)) as img:
+        np.testing.assert_array_equal(decoded.pixels, np.asarray(ImageOps.exif_transpose(img)))
+
+
+def test_to_gray_in_stripes_matches_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imaging, "_GRAY_STRIPE_PIXELS", 7 * 33)  # 7-row stripes, a short last
+    rgba = RNG.integers(0, 256, (45, 33, 4), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(rgba[..., :3]).convert("L"))
+    gray = imaging.to_gray(imaging.Decoded(rgba, alpha=True))
+    np.testing.assert_array_equal(gray.pixels[..., 0], expected)
+    np.testing.assert_array_equal(gray.pixels[..., 1], rgba[..., 3])

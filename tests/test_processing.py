@@ -74,10 +74,18 @@ def _render(pixels: np.ndarray, **settings: object) -> bytes:
 @pytest.mark.parametrize(
     ("row_filter", "code"), [("none", 0), ("sub", 1), ("up", 2), ("avg", 3), ("paeth", 4)]
 )
-def test_render_png_uses_the_row_filter_setting(row_filter: str, code: int) -> None:
+@pytest.mark.parametrize("encoder", ["libdeflate", "libpng"])
+def test_render_png_uses_the_row_filter_setting(row_filter: str, code: int, encoder: str) -> None:
     pixels = RNG.integers(1, 256, (12, 10), dtype=np.uint8)  # no zeros: auto would pick Paeth
-    rows = png_row_filters(_render(pixels, png_filter=row_filter))
+    rows = png_row_filters(_render(pixels, png_filter=row_filter, png_encoder=encoder))
     assert set(rows[1:]) == {code}  # libpng may pick another filter for the first row
+
+
+@pytest.mark.parametrize(("encoder", "code"), [("libdeflate", 2), ("libpng", 4)])
+def test_render_png_auto_filter_follows_the_encoder(encoder: str, code: int) -> None:
+    pixels = RNG.integers(1, 256, (12, 10), dtype=np.uint8)  # no zeros: not an edge map
+    rows = png_row_filters(_render(pixels, png_encoder=encoder))
+    assert set(rows[1:]) == {code}
 
 
 def test_render_png_uses_the_zlib_strategy_setting() -> None:
@@ -85,12 +93,96 @@ def test_render_png_uses_the_zlib_strategy_setting() -> None:
     costs at least one bit. The default strategy matches the repeated rows to a few hundred
     bytes."""
     flat = np.full((256, 256), 7, np.uint8)
-    assert len(_render(flat, png_strategy="huffman")) >= 256 * 257 // 8
-    assert len(_render(flat, png_strategy="default")) < 1024
+    assert len(_render(flat, png_strategy="huffman", png_encoder="libpng")) >= 256 * 257 // 8
+    assert len(_render(flat, png_strategy="default", png_encoder="libpng")) < 1024
 
 
-def test_render_png_uses_the_compress_level_setting() -> None:
+@pytest.mark.parametrize("encoder", ["libdeflate", "libpng"])
+def test_render_png_uses_the_compress_level_setting(encoder: str) -> None:
     """Level 0 stores the 256 x 257 filtered bytes uncompressed; level 9 shrinks them."""
     flat = np.full((256, 256), 7, np.uint8)
-    assert len(_render(flat, png_compress_level=0, png_strategy="default")) > 256 * 257
-    assert len(_render(flat, png_compress_level=9, png_strategy="default")) < 1024
+    common = {"png_strategy": "default", "png_encoder": encoder, "png_filter": "none"}
+    assert len(_render(flat, png_compress_level=0, **common)) > 256 * 257
+    assert len(_render(flat, png_compress_level=9, **common)) < 1024
+
+
+# --- stripes (issue 15) --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("border", ["reflect", "wrap", "constant", "keep", "valid"])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("scale", ["clamp", "abs"])
+def test_convolve_in_stripes_matches_scipy_and_the_whole_image_path(
+    border: str, channels: int, scale: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shape = (157, 61) if channels == 1 else (157, 61, channels)
+    pixels = RNG.integers(0, 256, shape, dtype=np.uint8)
+    kernel = [[1, -2, 3], [0, 5, -1], [2, 2, -4], [1, 0, 1]]  # 4 x 3: uneven halos
+    params = ConvolveParams(kernel=kernel, weight=0.25, border=border, cval=7, scale=scale)
+    alpha = channels == 4
+    monkeypatch.setattr(processing, "STRIPE_BYTES", 61 * channels * 4 * 10)  # 10-row stripes
+    spied: list[int] = []
+    original = processing.correlate_stripes
+
+    def spy(*args, **kwargs):
+        spied.append(kwargs["stripe_rows"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(processing, "correlate_stripes", spy)
+    striped = processing.convolve(Decoded(pixels, alpha=alpha), params, make_settings())
+    assert spied == [10]
+    monkeypatch.setattr(processing, "STRIPED_SCALES", ())
+    whole = processing.convolve(Decoded(pixels, alpha=alpha), params, make_settings())
+    np.testing.assert_array_equal(striped.pixels, whole.pixels)
+    assert striped.alpha == alpha
+
+    # scipy.ndimage as the reference, channel by channel, then the lesson's clamp
+    from scipy import ndimage
+
+    k = np.asarray(kernel, np.float64)
+    planes = pixels.reshape(*pixels.shape[:2], -1)
+    expected = []
+    for ch in range(planes.shape[2]):
+        if alpha and ch == 3:
+            expected.append(planes[..., ch].astype(np.float64))
+            continue
+        mode = "nearest" if border in ("keep", "valid") else border
+        values = ndimage.correlate(planes[..., ch].astype(np.float64), k, mode=mode, cval=7)
+        values = np.float32(values * 0.25).astype(np.float64)
+        if scale == "abs":
+            values = np.abs(values)
+        expected.append(values)
+    ref = np.clip(np.stack(expected, axis=-1), 0, 255).astype(np.uint8)
+    if border == "valid":
+        ref = ref[2 : 2 + 157 - 3, 1 : 1 + 61 - 2]  # anchor (2, 1) of the 4 x 3 kernel
+    elif border == "keep":
+        ref[:2], ref[-1:], ref[:, :1], ref[:, -1:] = (
+            planes[:2],
+            planes[-1:],
+            planes[:, :1],
+            planes[:, -1:],
+        )
+    np.testing.assert_array_equal(striped.pixels.reshape(ref.shape), ref)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "workers", "concurrency", "cpus", "expected"),
+    [
+        (4_000_000, 1, 1, 2, 2),
+        (4_000_000, 2, 1, 2, 1),
+        (4_000_000, 1, 2, 2, 1),
+        (4_000_000, 1, 1, 8, 8),
+        (1_000_000, 1, 1, 2, 1),  # small: no thread pool
+    ],
+)
+def test_stripe_threads_uses_the_cpus_no_other_worker_is_meant_to_use(
+    pixels: int,
+    workers: int,
+    concurrency: int,
+    cpus: int,
+    expected: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(processing, "available_cpus", lambda: cpus)
+    settings = make_settings(workers=workers, max_concurrency=concurrency)
+    assert processing.stripe_threads(pixels, settings) == expected

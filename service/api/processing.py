@@ -54,4 +54,5 @@ def _work(
     image = processing.resolve_image(ref, upload, settings)
     annotate(image=f"{image.width}x{image.height}x{image.channels}")
     result = operation(image, spec, settings)
+    del image  # the decoded input is not needed for the encode: its memory can go first
     return processing.render(result, spec.format, settings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import errors
 from .codelab import codelab_correlate
-from .convolution import BORDERS, METHODS, Border, Method, correlate
+from .convolution import BORDERS, METHODS, Border, Method, correlate, correlate_stripes
 from .errors import CoreError, ImageError, KernelError, ParameterError
 from .kernels import PRESETS, Preset, get_preset
 from .pooling import Edge, PoolMethod, pool
@@ -33,6 +33,7 @@ __all__ = [
     "apply_scale",
     "codelab_correlate",
     "correlate",
+    "correlate_stripes",
     "errors",
     "get_preset",
     "pool",

@@ -29,15 +29,21 @@ Exactness: when the image is integer-valued (integer or bool dtype), the kernel 
 integer-valued and so is ``cval`` (for ``constant``), the exact sum is an integer. The
 direct, separable and box paths then accumulate in an integer dtype (int16 when
 ``max|pixel| * sum|k|`` fits, else int32/int64), which is exact; the FFT path computes in
-float64 and rounds to the nearest integer. Every path therefore hands the *same* integer
-to the final step ``float32(sum * weight)`` (evaluated in float64), and the 8-bit output
-does not depend on the path.
+float64 and rounds to the nearest integer, which is the exact sum while the bound
+``max|pixel| * sum|k|`` is at most `FFT_EXACT_BOUND` (2**40); 'auto' never takes the FFT
+path above it (a forced ``method='fft'`` there rounds float64 sums, exact only to about
+2**-50 of the bound). Every path chosen by 'auto' therefore hands the *same* integer to the
+final step ``float32(sum * weight)`` (evaluated in float64), and the 8-bit output does not
+depend on the path. Bounds above ``2**63 - 1`` sum in float64 on every path.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -46,7 +52,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._docstrings import docfiller
-from ._validation import check_choice, check_finite, check_image, check_kernel
+from ._validation import check_choice, check_finite, check_image, check_int, check_kernel
 from .errors import KernelError, ParameterError
 
 Border = Literal["reflect", "mirror", "nearest", "wrap", "constant", "keep", "valid"]
@@ -78,6 +84,10 @@ _FFT_NS = 0.45  # per element per log2(size) of one forward + inverse float64 pa
 _FFT_COPY_NS = 1.5  # per tile element: copying in, zeroing, rounding and emitting
 _FFT_TILE_NS = 20_000.0  # fixed cost per tile (calls, small allocations)
 _EMIT_OPS = 1  # the final convert-and-scale pass, in ufunc passes
+#: Exact (integer) sums are bounded by ``max|pixel| * sum|k|``; up to this bound the float64
+#: FFT path rounds to the exact integer. Worst-case inputs (every pixel +/-max, kernel
+#: entries +/-equal, tiles up to 640 x 640) first round wrongly at 2**50: a 1024x margin.
+FFT_EXACT_BOUND = 2**40
 
 
 @docfiller
@@ -194,58 +204,173 @@ def correlate(
     >>> correlate(row, [[1, 1, 1]], border="valid", weight=0.5)
     array([[3. , 4.5]], dtype=float32)
     """
-    img = check_image(image, alpha=alpha)
-    kern = check_kernel(kernel, max_side=max_kernel_side)
-    check_choice(border, BORDERS, "border")
-    check_choice(method, METHODS, "method")
-    scale = check_finite(weight, "weight")
-    fill = check_finite(cval, "cval")
-    for name, flag in (("flip", flip), ("normalize", normalize)):
-        if not isinstance(flag, bool | np.bool_):
-            raise ParameterError(name, f"`{name}` must be true or false, got {flag!r}")
+    job = _Job.prepare(
+        image, kernel, weight, border, cval, flip, normalize, alpha, max_kernel_side, method
+    )
+    return job.rows(0, job.out_rows)
 
-    rows, cols = img.shape[:2]
-    kr, kc = kern.shape
-    if border == "valid" and (kr > rows or kc > cols):
-        raise KernelError(
-            "kernel",
-            f"`kernel` is {kr} x {kc}, larger than the {rows} x {cols} image: "
-            "border 'valid' leaves no output pixel",
+
+@docfiller
+def correlate_stripes(
+    image: npt.ArrayLike,
+    kernel: npt.ArrayLike,
+    *,
+    stripe_rows: int,
+    threads: int = 1,
+    weight: float = 1.0,
+    border: Border = "reflect",
+    cval: float = 0.0,
+    flip: bool = False,
+    normalize: bool = False,
+    alpha: bool = False,
+    max_kernel_side: int = 63,
+    method: Method = "auto",
+) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+    """`correlate`, output rows ``stripe_rows`` at a time: yields ``(first row, stripe)``.
+
+    The stripes, stacked, are exactly ``correlate(image, kernel, ...)`` with the same
+    arguments, bit for bit: each stripe runs the same plan (path, accumulator, FFT tiles
+    placed on the whole image's grid) on the rows it needs, padding included, so a caller
+    can convert and drop each stripe and never hold the whole float32 result. Arguments are
+    checked before the first stripe is computed.
+
+    Parameters
+    ----------
+    %(image)s
+    kernel : array_like of shape (kr, kc)
+        As for `correlate`.
+    stripe_rows : int
+        Output rows per stripe (the last may be shorter); at least 1.
+    threads : int, optional
+        Stripes computed at once, on a thread pool (NumPy releases the GIL in its loops);
+        stripes are still yielded in order, at most ``threads`` ahead. Default 1.
+    weight, border, cval, flip, normalize, alpha, max_kernel_side, method
+        As for `correlate`.
+
+    Examples
+    --------
+    >>> img = np.arange(12, dtype=np.uint8).reshape(4, 3)
+    >>> [(r0, s.shape) for r0, s in correlate_stripes(img, [[1], [1]], stripe_rows=3)]
+    [(0, (3, 3)), (3, (1, 3))]
+    """
+    rows = check_int(stripe_rows, "stripe_rows", minimum=1)
+    workers = check_int(threads, "threads", minimum=1)
+    job = _Job.prepare(
+        image, kernel, weight, border, cval, flip, normalize, alpha, max_kernel_side, method
+    )
+    return _stripes(job, rows, workers)
+
+
+def _stripes(job: _Job, rows: int, workers: int) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+    starts = range(0, job.out_rows, rows)
+    if workers == 1 or len(starts) == 1:
+        for r0 in starts:
+            yield r0, job.rows(r0, min(job.out_rows, r0 + rows))
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stripe") as pool:
+        pending: deque[tuple[int, Future[npt.NDArray[np.float32]]]] = deque()
+        for r0 in starts:
+            pending.append((r0, pool.submit(job.rows, r0, min(job.out_rows, r0 + rows))))
+            if len(pending) >= workers:
+                first, future = pending.popleft()
+                yield first, future.result()
+        while pending:
+            first, future = pending.popleft()
+            yield first, future.result()
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One checked `correlate` call: everything but the output rows to compute."""
+
+    img: Array
+    plan: _Plan | None  # None: 'keep' with a kernel larger than the image (a plain copy)
+    border: str
+    fill: float
+    scale: float
+    alpha: bool
+    out_rows: int
+
+    @classmethod
+    def prepare(
+        cls,
+        image: npt.ArrayLike,
+        kernel: npt.ArrayLike,
+        weight: float,
+        border: str,
+        cval: float,
+        flip: bool,
+        normalize: bool,
+        alpha: bool,
+        max_kernel_side: int,
+        method: str,
+    ) -> _Job:
+        """Check the arguments and plan the call (see `correlate`)."""
+        img = check_image(image, alpha=alpha)
+        kern = check_kernel(kernel, max_side=max_kernel_side)
+        check_choice(border, BORDERS, "border")
+        check_choice(method, METHODS, "method")
+        scale = check_finite(weight, "weight")
+        fill = check_finite(cval, "cval")
+        for name, flag in (("flip", flip), ("normalize", normalize)):
+            if not isinstance(flag, bool | np.bool_):
+                raise ParameterError(name, f"`{name}` must be true or false, got {flag!r}")
+
+        rows, cols = img.shape[:2]
+        kr, kc = kern.shape
+        if border == "valid" and (kr > rows or kc > cols):
+            raise KernelError(
+                "kernel",
+                f"`kernel` is {kr} x {kc}, larger than the {rows} x {cols} image: "
+                "border 'valid' leaves no output pixel",
+            )
+        info = _kernel_info(
+            np.ascontiguousarray(kern).tobytes(), (kr, kc), bool(flip), bool(normalize)
         )
-    info = _kernel_info(np.ascontiguousarray(kern).tobytes(), (kr, kc), bool(flip), bool(normalize))
-    scale *= info.scale
+        scale *= info.scale
 
-    # The computed region: the whole image when padded, the windows that fit otherwise.
-    if border in ("keep", "valid"):
-        region = (rows - kr + 1, cols - kc + 1)
-        if region[0] <= 0 or region[1] <= 0:  # only 'keep' gets here: nothing to compute
-            return img.astype(np.float32)
-    else:
-        region = (rows, cols)
-    exact = info.integral and img.dtype.kind in "biu"
-    exact = exact and (border != "constant" or fill.is_integer())
-    if exact:
-        bound = _max_abs_value(img, fill if border == "constant" else 0.0) * info.abs_sum
-        work = _exact_dtype(bound)
-    else:
-        work = np.dtype(np.float64 if img.dtype == np.float64 else np.float32)
-    plan = _plan(info.kernel, (kr, kc), info.anchor, exact, work.str, region, method)
-    anchor = info.anchor
+        # The computed region: the whole image when padded, the windows that fit otherwise.
+        if border in ("keep", "valid"):
+            region = (rows - kr + 1, cols - kc + 1)
+            if region[0] <= 0 or region[1] <= 0:  # only 'keep' gets here: nothing to compute
+                return cls(img, None, border, fill, scale, bool(alpha), rows)
+        else:
+            region = (rows, cols)
+        exact = info.integral and img.dtype.kind in "biu"
+        exact = exact and (border != "constant" or fill.is_integer())
+        fft_exact = True
+        if exact:
+            bound = _max_abs_value(img, fill if border == "constant" else 0.0) * int(info.abs_sum)
+            work = _exact_dtype(bound)
+            fft_exact = bound <= FFT_EXACT_BOUND
+        else:
+            work = np.dtype(np.float64 if img.dtype == np.float64 else np.float32)
+        plan = _plan(info.kernel, (kr, kc), info.anchor, exact, work.str, region, method, fft_exact)
+        out_rows = region[0] if border == "valid" else rows
+        return cls(img, plan, border, fill, plan.scale * scale, bool(alpha), out_rows)
 
-    shape = region if border == "valid" else (rows, cols)
-    channels = 1 if img.ndim == 2 else img.shape[2]
-    filtered = channels - 1 if alpha else channels
-    out = np.empty(img.shape if border != "valid" else (*shape, *img.shape[2:]), np.float32)
-    with _Workspace() as ws:
-        for ch in range(filtered):
-            plane = img if img.ndim == 2 else img[:, :, ch]
-            target = out if img.ndim == 2 else out[:, :, ch]
-            _correlate_plane(plane, target, plan, border, fill, plan.scale * scale, ws)
-    if alpha:
-        a, b = anchor
-        source = img[a : a + shape[0], b : b + shape[1], -1] if border == "valid" else img[..., -1]
-        out[:, :, -1] = source
-    return out
+    def rows(self, r0: int, r1: int) -> npt.NDArray[np.float32]:
+        """Output rows ``r0 .. r1 - 1`` (float32), as the whole call computes them."""
+        img, plan, border = self.img, self.plan, self.border
+        if plan is None:
+            return img[r0:r1].astype(np.float32)
+        kc = plan.kernel.shape[1]
+        a, b = plan.anchor
+        cols = img.shape[1] - kc + 1 if border == "valid" else img.shape[1]
+        out = np.empty((r1 - r0, cols, *img.shape[2:]), np.float32)
+        channels = 1 if img.ndim == 2 else img.shape[2]
+        filtered = channels - 1 if self.alpha else channels
+        with _Workspace() as ws:
+            for ch in range(filtered):
+                plane = img if img.ndim == 2 else img[:, :, ch]
+                target = out if img.ndim == 2 else out[:, :, ch]
+                _correlate_plane(plane, target, plan, border, self.fill, self.scale, ws, r0, r1)
+        if self.alpha:
+            if border == "valid":
+                out[:, :, -1] = img[a + r0 : a + r1, b : b + cols, -1]
+            else:
+                out[:, :, -1] = img[r0:r1, :, -1]
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,26 +442,31 @@ def _is_integral(kern: npt.NDArray[np.float64]) -> bool:
     return bool(np.all(kern == np.rint(kern))) and bool(np.abs(kern).max() < 2.0**31)
 
 
-_BYTE_PEAK = {"u": 255.0, "i": 128.0, "b": 1.0}
+_BYTE_PEAK = {"u": 255, "i": 128, "b": 1}
 
 
-def _max_abs_value(img: Array, fill: float) -> float:
-    """An upper bound of ``|pixel|`` (the dtype's range for 8-bit types: no pass needed)."""
+def _max_abs_value(img: Array, fill: float) -> int:
+    """``max(|pixel|, |fill|)`` as an exact integer (the dtype's range for 8-bit types).
+
+    ``fill`` is integer-valued here (the caller checks it). Python integers keep the bound
+    exact: a float bound could round a sum just over ``2**63 - 1`` down into int64's range.
+    """
     if img.dtype.itemsize == 1:
         peak = _BYTE_PEAK[img.dtype.kind]
     else:
-        peak = float(max(abs(int(img.min())), abs(int(img.max()))))
-    return max(peak, abs(fill))
+        peak = max(abs(int(img.min())), abs(int(img.max())))
+    return max(peak, int(abs(fill)))
 
 
-_EXACT_DTYPES = tuple((np.dtype(t), float(np.iinfo(t).max)) for t in (np.int16, np.int32, np.int64))
+_EXACT_DTYPES = tuple((np.dtype(t), int(np.iinfo(t).max)) for t in (np.int16, np.int32, np.int64))
 
 
-def _exact_dtype(bound: float) -> np.dtype[Any]:
+def _exact_dtype(bound: int) -> np.dtype[Any]:
     """The narrowest integer dtype holding every partial sum (at most ``bound`` in size).
 
     Every partial sum any program forms -- a group of taps, a horizontal pass, a doubling
     window -- is a sum of ``|k| * |pixel|`` terms, so ``max|pixel| * sum|k|`` bounds them all.
+    The comparison is between exact integers: a sum of exactly ``2**63`` needs float64.
     """
     for kind, limit in _EXACT_DTYPES:
         if bound <= limit:
@@ -378,11 +508,13 @@ def _plan(
     work_str: str,
     region: tuple[int, int],
     method: str,
+    fft_exact: bool = True,
 ) -> _Plan:
     """Pick the path (the cheapest by the cost model unless forced) and compile its programs.
 
     ``region`` is the computed output (rows, cols); the padded source has
-    ``region + kernel - 1`` rows and columns.
+    ``region + kernel - 1`` rows and columns. ``fft_exact`` False (an exact sum that may
+    exceed `FFT_EXACT_BOUND`) keeps 'auto' off the FFT path.
     """
     kern = np.frombuffer(kernel_bytes, dtype=np.float64).reshape(shape)
     kern.flags.writeable = False
@@ -401,7 +533,8 @@ def _plan(
     costs["direct"] = (len(direct) + _EMIT_OPS) * out_rows * width * op_ns
     options["direct"] = (direct, (), float(sign))
     fft_ns, l1, l2 = _fft_cost(out_rows, out_cols, kr, kc)
-    costs["fft"] = fft_ns
+    if fft_exact:
+        costs["fft"] = fft_ns
     options["fft"] = ((), (), 1.0)
     factors = _factor_rank1(kern, exact)
     if factors is not None:
@@ -708,31 +841,45 @@ class _Workspace:
 
 
 def _correlate_plane(
-    plane: Array, out: Array, plan: _Plan, border: str, fill: float, scale: float, ws: _Workspace
+    plane: Array,
+    out: Array,
+    plan: _Plan,
+    border: str,
+    fill: float,
+    scale: float,
+    ws: _Workspace,
+    r0: int,
+    r1: int,
 ) -> None:
-    """Filter one (M, N) channel into ``out`` (float32, possibly a strided channel view)."""
+    """Filter output rows ``r0 .. r1 - 1`` of one (M, N) channel into ``out`` (float32,
+    ``r1 - r0`` rows, possibly a strided channel view)."""
     rows, cols = plane.shape
     kr, kc = plan.kernel.shape
     a, b = plan.anchor
     if border in ("keep", "valid"):
         pads = (0, 0, 0, 0)
-        out_rows = rows - kr + 1
+        start, stop = r0, r1  # rows of the computed region (the windows that fit)
         if border == "keep":
-            np.copyto(out, plane, casting="unsafe")
-            out = out[a : a + out_rows, b : b + cols - kc + 1]
+            np.copyto(out, plane[r0:r1], casting="unsafe")
+            start, stop = max(r0, a), min(r1, a + rows - kr + 1)
+            out = out[start - r0 : max(start, stop) - r0, b : b + cols - kc + 1]
+            start, stop = start - a, stop - a
+            if start >= stop:
+                return
     else:
         pads = (a, kr - 1 - a, b, kc - 1 - b)
-        out_rows = rows
+        start, stop = r0, r1
     if plan.method == "direct" and not plan.first:
         out[...] = 0.0
         return
     source = _Source(plane, pads, border, fill, plan.work)
     if plan.method == "fft":
-        _fft_plane(source, out_rows, out, plan, scale, ws)
+        total = rows - kr + 1 if border in ("keep", "valid") else rows
+        _fft_plane(source, (start, stop, total), out, plan, scale, ws)
     elif plan.method == "direct":
-        _direct(plan, source, out_rows, out, scale, ws)
+        _direct(plan, source, start, stop, out, scale, ws)
     else:
-        _two_pass(plan, source, out_rows, out, scale, ws)
+        _two_pass(plan, source, start, stop, out, scale, ws)
 
 
 def _emit(acc: Array, out: Array, scale: float, rint: bool = False) -> None:
@@ -754,25 +901,39 @@ def _emit(acc: Array, out: Array, scale: float, rint: bool = False) -> None:
 
 
 def _direct(
-    plan: _Plan, source: _Source, rows: int, out: Array, scale: float, ws: _Workspace
+    plan: _Plan,
+    source: _Source,
+    start: int,
+    stop: int,
+    out: Array,
+    scale: float,
+    ws: _Workspace,
 ) -> None:
-    """Per band: pad the band's source rows, run the tap program, emit into ``out``."""
+    """Per band of rows ``start .. stop - 1``: pad the band's source rows, run the tap
+    program, emit into ``out`` (whose row 0 is row ``start``)."""
     width, work = plan.width, plan.work
     halo = plan.kernel.shape[0] - 1
-    band = min(rows, _band_rows(width, work.itemsize))
+    band = min(stop - start, _band_rows(width, work.itemsize))
     src = ws.empty((band + halo + 1) * width, work)
     bufs = ws.scratch(plan.first, band * width, work)
     cols = out.shape[1]
-    for r0 in range(0, rows, band):
-        r1 = min(rows, r0 + band)
+    for r0 in range(start, stop, band):
+        r1 = min(stop, r0 + band)
         source.rows(r0, r1 + halo, src)
         length = (r1 - r0) * width
         _run(plan.first, src, 0, length, bufs)
-        _emit(bufs["acc"][:length].reshape(r1 - r0, width)[:, :cols], out[r0:r1], scale)
+        block = bufs["acc"][:length].reshape(r1 - r0, width)[:, :cols]
+        _emit(block, out[r0 - start : r1 - start], scale)
 
 
 def _two_pass(
-    plan: _Plan, source: _Source, rows: int, out: Array, scale: float, ws: _Workspace
+    plan: _Plan,
+    source: _Source,
+    start: int,
+    stop: int,
+    out: Array,
+    scale: float,
+    ws: _Workspace,
 ) -> None:
     """Horizontal then vertical pass per band, through a rolling buffer of band + halo rows.
 
@@ -781,25 +942,27 @@ def _two_pass(
     """
     width, work = plan.width, plan.work
     halo = plan.kernel.shape[0] - 1
-    band = min(rows, _band_rows(width, work.itemsize, halo + 1 if plan.method == "box" else 0))
+    span = halo + 1 if plan.method == "box" else 0
+    band = min(stop - start, _band_rows(width, work.itemsize, span))
     src = ws.empty((band + halo + 1) * width, work)
     rows_h = ws.empty((band + halo) * width, work)
     bufs_h = ws.scratch(plan.first, (band + halo) * width, work, acc=False)
     bufs_v = ws.scratch(plan.second, band * width, work)
     cols = out.shape[1]
-    for r0 in range(0, rows, band):
-        r1 = min(rows, r0 + band)
-        if r0 == 0:
-            start, todo = 0, r1 + halo
+    for r0 in range(start, stop, band):
+        r1 = min(stop, r0 + band)
+        if r0 == start:
+            kept, todo = 0, r1 - r0 + halo
         else:  # the previous band was full: its last ``halo`` rows start at row ``band``
             rows_h[: halo * width] = rows_h[band * width : (band + halo) * width]
-            start, todo = halo, r1 - r0
-        source.rows(r0 + start, r0 + start + todo, src)
-        bufs_h["acc"] = rows_h[start * width : (start + todo) * width]
+            kept, todo = halo, r1 - r0
+        source.rows(r0 + kept, r0 + kept + todo, src)
+        bufs_h["acc"] = rows_h[kept * width : (kept + todo) * width]
         _run(plan.first, src, 0, todo * width, bufs_h)
         length = (r1 - r0) * width
         _run(plan.second, rows_h, 0, length, bufs_v)
-        _emit(bufs_v["acc"][:length].reshape(r1 - r0, width)[:, :cols], out[r0:r1], scale)
+        block = bufs_v["acc"][:length].reshape(r1 - r0, width)[:, :cols]
+        _emit(block, out[r0 - start : r1 - start], scale)
 
 
 # --------------------------------------------------------------------------------------------
@@ -967,14 +1130,23 @@ def _kernel_spectrum(
 
 
 def _fft_plane(
-    source: _Source, out_rows: int, out: Array, plan: _Plan, scale: float, ws: _Workspace
+    source: _Source,
+    span: tuple[int, int, int],
+    out: Array,
+    plan: _Plan,
+    scale: float,
+    ws: _Workspace,
 ) -> None:
     """Overlap-save: each tile of ``out`` is the valid part of a circular convolution.
 
     A tile of ``l1 x l2`` padded pixels yields ``(l1 - kr + 1) x (l2 - kc + 1)`` outputs. The
     transforms run in float64 (faster than float32 in NumPy's pocketfft, and accurate enough
-    to round integer sums).
+    to round integer sums). Tiles sit on the whole plane's grid (row ``0``, ``step``, ...)
+    with the whole plane's extent (``span``: start, stop, total rows) whatever ``start`` is,
+    so a stripe's values equal the whole call's bit for bit; rows of a tile outside
+    ``start .. stop - 1`` are computed and not emitted.
     """
+    start, stop, total = span
     kr, kc = plan.kernel.shape
     l1, l2 = plan.fft_shape
     out_cols = out.shape[1]
@@ -985,8 +1157,9 @@ def _fft_plane(
     full = ws.empty(l1 * l2, np.float64).reshape(l1, l2)
     freq = ws.empty(spectrum.size, np.complex128).reshape(spectrum.shape)
     step_r, step_c = l1 - kr + 1, l2 - kc + 1
-    for i0 in range(0, out_rows, step_r):
-        t1 = min(step_r, out_rows - i0)
+    for i0 in range(start - start % step_r, stop, step_r):
+        t1 = min(step_r, total - i0)
+        e0, e1 = max(start, i0) - i0, min(stop, i0 + t1) - i0  # the tile's rows to emit
         h = t1 + kr - 1
         source.rows(i0, i0 + h, src)
         grid = src[: h * width].reshape(h, width)
@@ -1002,5 +1175,5 @@ def _fft_plane(
             # fresh (page-faulting) array per tile; ifft and irfft honour it
             np.fft.ifft(freq, axis=0, out=freq)
             np.fft.irfft(freq, n=l2, axis=1, out=full)
-            valid = full[kr - 1 : kr - 1 + t1, kc - 1 : kc - 1 + t2]
-            _emit(valid, out[i0 : i0 + t1, j0 : j0 + t2], scale, plan.rint)
+            valid = full[kr - 1 + e0 : kr - 1 + e1, kc - 1 : kc - 1 + t2]
+            _emit(valid, out[i0 + e0 - start : i0 + e1 - start, j0 : j0 + t2], scale, plan.rint)

@@ -15,6 +15,7 @@ raw        no change: float32, for array output only.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -28,7 +29,11 @@ SCALES: tuple[Scale, ...] = ("clamp", "abs", "normalize", "raw")
 
 
 def apply_scale(
-    values: npt.ArrayLike, scale: Scale = "clamp", *, alpha: bool = False
+    values: npt.ArrayLike,
+    scale: Scale = "clamp",
+    *,
+    alpha: bool = False,
+    out: npt.NDArray[np.uint8] | None = None,
 ) -> npt.NDArray[np.uint8] | npt.NDArray[np.float32]:
     """Convert filter output to 8 bits (or float32 for ``raw``).
 
@@ -42,6 +47,9 @@ def apply_scale(
     alpha : bool, optional
         If True the last channel is alpha: it is only clamped, never made absolute or
         normalized (and, like everything, left unchanged by 'raw'). Needs ``C >= 2``.
+    out : ndarray of np.uint8, optional
+        Where to write the 8-bit result (the shape of ``values``); not for 'raw'. Default:
+        a new array.
 
     Returns
     -------
@@ -66,7 +74,9 @@ def apply_scale(
 
     ``normalize``: ``out = rint((v - lo) * 255 / (hi - lo))`` in float64, where ``lo`` and
     ``hi`` are the minimum and maximum over all colour channels together (alpha excluded);
-    ties round to even (``np.rint``). When ``hi == lo`` the colour channels are 0.
+    ties round to even (``np.rint``). When ``hi == lo`` the colour channels are 0. When
+    ``(hi - lo) * 255`` would overflow float64 the map is computed on halved values,
+    ``(v/2 - lo/2) / (hi/2 - lo/2) * 255``, the same ratio without an infinite step.
 
     Examples
     --------
@@ -93,15 +103,20 @@ def apply_scale(
     if arr.dtype == np.bool_:
         arr = arr.view(np.uint8)
     if scale == "raw":
+        if out is not None:
+            raise ParameterError("out", "`out` takes 8-bit results: not with scale 'raw'")
         return np.asarray(arr, dtype=np.float32)
 
     colour = arr[..., :-1] if alpha else arr
-    out = np.empty(arr.shape, dtype=np.uint8)
+    if out is None:
+        out = np.empty(arr.shape, dtype=np.uint8)
+    elif out.shape != arr.shape or out.dtype != np.uint8:
+        raise ParameterError("out", f"`out` must be uint8 of shape {arr.shape}")
     target = out[..., :-1] if alpha else out
     if scale == "clamp":
         _clamp(colour, target)
     elif scale == "abs":
-        _clamp(np.abs(colour), target)
+        _clamp(colour, target, absolute=True)
     else:
         _normalize(colour, target)
     if alpha:
@@ -109,12 +124,23 @@ def apply_scale(
     return out
 
 
-def _clamp(values: npt.NDArray[Any], out: npt.NDArray[np.uint8]) -> None:
-    """``out = trunc(clip(values, 0, 255))``: the float-to-integer cast truncates toward 0."""
+_CHUNK_ITEMS = 1 << 16  # clipped values are formed this many at a time (256 KiB of float32)
+
+
+def _clamp(values: npt.NDArray[Any], out: npt.NDArray[np.uint8], absolute: bool = False) -> None:
+    """``out = trunc(clip(|values| if absolute else values, 0, 255))`` (the float-to-integer
+    cast truncates toward 0).
+
+    Rows are clipped a chunk at a time, so the temporary stays small whatever the size.
+    """
     if values.dtype == np.uint8:
         np.copyto(out, values)
         return
-    np.copyto(out, np.clip(values, 0, 255), casting="unsafe")
+    row_items = max(1, values[:1].size)
+    step = max(1, _CHUNK_ITEMS // row_items)
+    for r0 in range(0, values.shape[0], step):
+        chunk = np.abs(values[r0 : r0 + step]) if absolute else values[r0 : r0 + step]
+        np.copyto(out[r0 : r0 + step], np.clip(chunk, 0, 255), casting="unsafe")
 
 
 def _normalize(values: npt.NDArray[Any], out: npt.NDArray[np.uint8]) -> None:
@@ -122,7 +148,15 @@ def _normalize(values: npt.NDArray[Any], out: npt.NDArray[np.uint8]) -> None:
     if hi == lo:
         out[...] = 0
         return
-    mapped = (values.astype(np.float64) - lo) * 255.0
-    mapped /= hi - lo
+    mapped = values.astype(np.float64)
+    if math.isfinite((hi - lo) * 255.0):
+        mapped -= lo
+        mapped *= 255.0
+        mapped /= hi - lo
+    else:  # a range near float64's limit: halve first (exact), so nothing overflows
+        mapped *= 0.5
+        mapped -= lo * 0.5
+        mapped /= hi * 0.5 - lo * 0.5
+        mapped *= 255.0
     np.rint(mapped, out=mapped)
     np.copyto(out, np.clip(mapped, 0, 255), casting="unsafe")

@@ -20,6 +20,7 @@ from service.core import (
     ParameterError,
     apply_scale,
     correlate,
+    correlate_stripes,
 )
 from service.core import convolution as conv
 from service.core.kernels import PRESETS
@@ -815,3 +816,144 @@ def test_correlate_identity_kernel_returns_the_input(image, shape, border, flip)
 def test_correlate_integer_inputs_match_scipy_exactly(image, kernel, border):
     out = correlate(image, kernel, border=border, cval=3)
     np.testing.assert_array_equal(out, scipy_reference(image, kernel, border, 3))
+
+
+# --- exactness at the integer limits (issue 15) -----------------------------------------------
+
+
+def shifted_sum_reference(image, kernel, mode):
+    """Exact int64 correlation by padding (numpy.pad) and summing shifted slices, tap by tap."""
+    kr, kc = kernel.shape
+    pads = ((kr // 2, kr - 1 - kr // 2), (kc // 2, kc - 1 - kc // 2))
+    padded = np.pad(image.astype(np.int64), pads, mode=conv.NUMPY_PAD_MODE[mode])
+    out = np.zeros(image.shape, np.int64)
+    for m in range(kr):
+        for n in range(kc):
+            out += int(kernel[m, n]) * padded[m : m + image.shape[0], n : n + image.shape[1]]
+    return out
+
+
+@pytest.mark.parametrize("method", ["direct", "separable", "box"])
+def test_correlate_int64_sum_of_exactly_2_63_keeps_its_sign(method):
+    # 2**62 + 2**62 = 2**63 is one past int64's maximum: the bound must compare exactly
+    # (float(iinfo(int64).max) rounds up to 2**63), so the sum is formed in float64
+    image = np.full((1, 2), 2**62, np.int64)
+    out = correlate(image, [[1, 1]], border="nearest", method=method)
+    expected = scipy_reference(image, [[1, 1]], "nearest")
+    np.testing.assert_array_equal(out, expected.astype(np.float32))
+    assert out.min() > 0
+
+
+def test_correlate_int64_sum_just_below_2_63_stays_exact():
+    # (2**62 - 1) + 2**62 = 2**63 - 1 fits int64: the exact integer path still applies
+    image = np.array([[2**62 - 1, 2**62]], np.int64)
+    out = correlate(image, [[1, 1]], border="nearest", method="direct")
+    np.testing.assert_array_equal(out, np.float32(2**63 - 1))
+
+
+def _cancelling_case(magnitude_bits):
+    """Pixels near 2**bits with a zero-sum kernel: exact sums are small, FFT errors are not."""
+    rng = np.random.default_rng(magnitude_bits)
+    kernel = rng.integers(-4, 5, (25, 25))
+    kernel[12, 12] -= kernel.sum()  # sum 0
+    top = 2**magnitude_bits // int(np.abs(kernel).sum()) - 9
+    image = rng.choice([-top, top], size=(160, 170)) + rng.integers(-9, 10, (160, 170))
+    return image.astype(np.int64), kernel
+
+
+def test_correlate_fft_is_exact_up_to_its_stated_bound():
+    image, kernel = _cancelling_case(40)
+    assert np.abs(image).max() * np.abs(kernel).sum() <= conv.FFT_EXACT_BOUND
+    out = correlate(image, kernel, border="reflect", method="fft")
+    expected = shifted_sum_reference(image, kernel, "reflect")
+    np.testing.assert_array_equal(out, expected.astype(np.float32))
+
+
+def test_correlate_auto_keeps_sums_over_the_fft_bound_off_the_fft_path():
+    # at 2**56 the float64 FFT misses the exact (small) sums by thousands; 'auto' must take an
+    # exact integer path instead, while the same shapes below the bound do take the FFT
+    image, kernel = _cancelling_case(56)
+    expected = shifted_sum_reference(image, kernel, "reflect")
+    forced = correlate(image, kernel, border="reflect", method="fft")
+    assert not np.array_equal(forced, expected.astype(np.float32))  # the hazard is real
+    out = correlate(image, kernel, border="reflect")
+    np.testing.assert_array_equal(out, expected.astype(np.float32))
+    small = np.clip(image, -255, 255).astype(np.int16)
+    chosen = conv._plan(
+        *(conv._kernel_info(kernel.astype(np.float64).tobytes(), (25, 25), False, False).kernel,),
+        (25, 25),
+        (12, 12),
+        True,
+        "<i4",
+        small.shape,
+        "auto",
+    )
+    assert chosen.method == "fft"
+
+
+# --- stripes (issue 15): bounded memory, the same values ----------------------------------------
+
+STRIPE_KERNELS = {
+    "direct": (LAPLACIAN, "direct"),
+    "separable-float": (np.outer([0.1, 0.7, 0.2], [0.3, 0.3, 0.4, 0.05, 0.1]), "separable"),
+    "box": (np.ones((5, 4)), "box"),
+    "fft-float": (RNG.random((9, 11)) - 0.3, "fft"),
+    "fft-int": (RNG.integers(-4, 5, (13, 6)), "fft"),
+    "direct-float": (RNG.random((4, 3)), "direct"),
+}
+
+
+@pytest.mark.parametrize("name", list(STRIPE_KERNELS))
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("stripe", [1, 7, 64])
+def test_correlate_stripes_equal_the_whole_call_bit_for_bit(name, border, stripe):
+    kernel, method = STRIPE_KERNELS[name]
+    image = RNG.integers(0, 256, (83, 47, 4), dtype=np.uint8)
+    kwargs = {"border": border, "method": method, "alpha": True, "cval": 3.5, "weight": 0.7}
+    whole = correlate(image, kernel, **kwargs)
+    stripes = list(correlate_stripes(image, kernel, stripe_rows=stripe, **kwargs))
+    assert [r0 for r0, _ in stripes] == list(range(0, whole.shape[0], stripe))
+    stacked = np.concatenate([block for _, block in stripes])
+    np.testing.assert_array_equal(stacked, whole)
+
+
+def test_correlate_stripes_of_a_large_fft_image_cross_tile_seams():
+    # several overlap-save tiles down the rows; stripes start inside tiles
+    image = RNG.random((1400, 300)).astype(np.float32)
+    kernel = RNG.random((21, 21))
+    whole = correlate(image, kernel, method="fft", border="mirror")
+    assert conv._plan.cache_info().currsize > 0
+    stacked = np.concatenate(
+        [
+            b
+            for _, b in correlate_stripes(
+                image, kernel, stripe_rows=333, method="fft", border="mirror"
+            )
+        ]
+    )
+    np.testing.assert_array_equal(stacked, whole)
+    assert_close_to(stacked, scipy_reference(image, kernel, "mirror"))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("border", SCIPY_MODES)
+def test_correlate_stripes_match_scipy_with_threads(threads, border):
+    image = RNG.integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    g = np.array([1, 4, 6, 4, 1])
+    kernel = np.outer(g, g)
+    blocks = correlate_stripes(
+        image, kernel, stripe_rows=17, threads=threads, border=border, weight=1 / 256
+    )
+    stacked = np.concatenate([block for _, block in blocks])
+    for ch in range(3):
+        expected = scipy_reference(image[:, :, ch], kernel, border) / 256
+        np.testing.assert_array_equal(stacked[:, :, ch], expected.astype(np.float32))
+
+
+def test_correlate_stripes_check_arguments_before_the_first_stripe():
+    with pytest.raises(ParameterError):
+        correlate_stripes(np.zeros((4, 4)), [[1]], stripe_rows=0)
+    with pytest.raises(ParameterError):
+        correlate_stripes(np.zeros((4, 4)), [[1]], stripe_rows=2, threads=0)
+    with pytest.raises(KernelError):
+        correlate_stripes(np.zeros((4, 4)), [[1]] * 9, stripe_rows=2, border="valid")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -160,3 +162,47 @@ def test_apply_scale_normalize_follows_the_linear_map(values):
     np.testing.assert_array_equal(out, expected)
     if values.max() != values.min():
         assert out.max() == 255
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_apply_scale_normalize_survives_a_range_near_the_float_limit(dtype):
+    # (hi - lo) * 255 overflows float64 for +/-1e308: the map must not pass through inf
+    big = float(np.finfo(dtype).max) * 0.9
+    values = np.array([[-big, 0.0, big]], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = apply_scale(values, "normalize")
+    np.testing.assert_array_equal(out, [[0, 128, 255]])
+
+
+def test_apply_scale_normalize_of_plus_minus_1e308():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = apply_scale([[-1e308, 0, 1e308]], "normalize")
+    np.testing.assert_array_equal(out, [[0, 128, 255]])
+
+
+@pytest.mark.parametrize("scale", ["clamp", "abs"])
+@pytest.mark.parametrize("alpha", [False, True])
+def test_apply_scale_in_chunks_into_out(scale, alpha, monkeypatch):
+    # chunks of 3 rows and a caller's `out` (a view into a bigger array) give the same bytes
+    from service.core import scaling
+
+    values = np.random.default_rng(5).normal(100, 200, (23, 7, 4)).astype(np.float32)
+    whole = apply_scale(values, scale, alpha=alpha)
+    monkeypatch.setattr(scaling, "_CHUNK_ITEMS", 3 * 7 * 4)
+    target = np.zeros((30, 7, 4), np.uint8)
+    result = apply_scale(values, scale, alpha=alpha, out=target[5:28])
+    assert result.base is target or result is target[5:28] or np.shares_memory(result, target)
+    np.testing.assert_array_equal(target[5:28], whole)
+    expected = np.abs(values) if scale == "abs" else values
+    if alpha:
+        expected = np.concatenate([expected[..., :3], values[..., 3:]], axis=-1)
+    np.testing.assert_array_equal(whole, np.clip(expected, 0, 255).astype(np.uint8))
+
+
+def test_apply_scale_out_must_fit():
+    with pytest.raises(ParameterError):
+        apply_scale(np.zeros((2, 2)), out=np.zeros((2, 3), np.uint8))
+    with pytest.raises(ParameterError):
+        apply_scale(np.zeros((2, 2)), "raw", out=np.zeros((2, 2), np.uint8))
