@@ -726,7 +726,8 @@ def _correlate_plane(
     if plan.method == "direct" and not plan.first:
         out[...] = 0.0
         return
-    source = _Source(plane, pads, border, fill, plan.work)
+    # Only `constant` reads `fill`; elsewhere it may not fit an integer work type.
+    source = _Source(plane, pads, border, fill if border == "constant" else 0.0, plan.work)
     if plan.method == "fft":
         _fft_plane(source, out_rows, out, plan, scale, ws)
     elif plan.method == "direct":
