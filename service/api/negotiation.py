@@ -5,7 +5,12 @@ specific range that matches it (``type/subtype`` over ``type/*`` over ``*/*``); 
 quality is 0, or that no range matches, is not acceptable. The offers with the highest quality
 tie, and the spec's ``format`` breaks the tie when it names one of them, else the operation's
 order does. So ``format`` decides when ``Accept`` is absent or ``*/*``, and an ``Accept`` that
-names one type wins over ``format``. None acceptable: 406.
+names one type wins over ``format``.
+
+When ``Accept`` allows none of the offers, it is disregarded (RFC 9110 allows either) if it
+allows ``application/json``, the type of every error answer: openapi-generator's clients send
+``Accept: application/json`` to binary operations because their errors are JSON. Otherwise
+the answer is 406.
 """
 
 from __future__ import annotations
@@ -49,22 +54,33 @@ def _quality(offer: str, ranges: list[tuple[str, str, float]]) -> float:
     return best
 
 
-def acceptable(accept: str | None, offers: tuple[str, ...]) -> tuple[str, ...]:
-    """The offers ``accept`` allows, best first (stable: ties keep the offers' order).
+ERRORS_TYPE = "application/json"
 
-    Raises ``NotAcceptableError`` (406) when it allows none.
+
+def allows(accept: str | None, media_type: str) -> bool:
+    """Whether ``accept`` (absent: anything) allows ``media_type``."""
+    ranges = _ranges(accept or "")
+    return not ranges or _quality(media_type, ranges) > 0
+
+
+def acceptable(accept: str | None, offers: tuple[str, ...]) -> tuple[str, ...]:
+    """The offers ``accept`` allows with the highest quality (ties keep the offers' order).
+
+    All offers when ``accept`` is absent, or allows none of them but allows JSON; raises
+    ``NotAcceptableError`` (406) when it allows neither.
     """
-    if accept is None or not accept.strip():
-        return offers
-    ranges = _ranges(accept)
+    ranges = _ranges(accept or "")
     if not ranges:
         return offers
     scored = [(offer, _quality(offer, ranges)) for offer in offers]
     allowed = sorted((item for item in scored if item[1] > 0), key=lambda item: -item[1])
     if not allowed:
+        if _quality(ERRORS_TYPE, ranges) > 0:
+            return offers
+        shown = (accept or "").strip()[:200]
         raise NotAcceptableError(
-            f"the Accept header ({accept.strip()[:200]!r}) allows none of the media types this "
-            f"operation answers: {', '.join(offers)}"
+            f"the Accept header ({shown!r}) allows none of the media types this operation "
+            f"answers: {', '.join(offers)}"
         )
     top = allowed[0][1]
     return tuple(offer for offer, quality in allowed if quality == top)

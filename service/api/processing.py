@@ -24,7 +24,7 @@ from ..observability import annotate, count_connection_release
 from ..schemas import MEDIA_TYPES, OutputFormat, OutputSpec
 from .body import JSON, MULTIPART, RawRequest, parse_spec, read_request, request_body_openapi
 from .deps import SettingsDep, WorkLimiterDep
-from .negotiation import acceptable, choose
+from .negotiation import acceptable, allows, choose
 from .responses import processing_responses
 
 S = TypeVar("S", bound=OutputSpec)
@@ -41,22 +41,18 @@ class Variant:
     operation_suffix: str
     encodings: tuple[str, ...]
     answers: tuple[str, ...]
-    documented: tuple[str, ...] = ()
-
-    @property
-    def documented_answers(self) -> tuple[str, ...]:
-        """The answers the OpenAPI document lists (default: all of them)."""
-        return self.documented or self.answers
+    legacy_json: bool = False
+    """``format: json`` answers JSON (the endpoint's behaviour before the split)."""
 
 
 BINARY_ANSWERS = (MEDIA_TYPES["png"], MEDIA_TYPES["npy"])
 JSON_ANSWER = (MEDIA_TYPES["json"],)
 
 VARIANTS = (
-    # The endpoint itself also takes multipart and answers JSON (for `format: json` or
-    # `Accept: application/json`), as it always has; its document shows the JSON body and the
-    # binary answers, so that every generator gets one request and one answer type per method.
-    Variant("", "", (JSON, MULTIPART), (*BINARY_ANSWERS, *JSON_ANSWER), BINARY_ANSWERS),
+    # The endpoint itself also takes multipart and answers JSON for `format: json`, as it
+    # always has; its document shows the JSON body and the binary answers, so that every
+    # generator gets one request and one answer type per method.
+    Variant("", "", (JSON, MULTIPART), BINARY_ANSWERS, legacy_json=True),
     Variant("/array", "Array", (JSON,), JSON_ANSWER),
     Variant("/upload", "Upload", (MULTIPART,), BINARY_ANSWERS),
 )
@@ -71,7 +67,10 @@ async def handle(
     variant: Variant,
 ) -> Response:
     """Read the request, run ``operation`` in a bounded worker thread, answer its encoding."""
-    candidates = acceptable(request.headers.get("accept"), variant.answers)
+    accept = request.headers.get("accept")
+    candidates = acceptable(accept, variant.answers)
+    if variant.legacy_json and allows(accept, MEDIA_TYPES["json"]):
+        candidates = (*candidates, MEDIA_TYPES["json"])
     with limiter.admit():
         raw = await read_request(request, settings, variant.encodings)
         body, media_type = await limiter.run(_work, raw, settings, models, operation, candidates)
@@ -127,7 +126,7 @@ def add_operations(
             summary=docs.summary + _SUMMARIES[variant.operation_suffix],
             description=docs.description + _DESCRIPTIONS[variant.operation_suffix],
             response_class=Response,
-            responses=processing_responses(variant.documented_answers),
+            responses=processing_responses(variant.answers),
             openapi_extra=request_body_openapi(model, encoding, examples),
         )
 

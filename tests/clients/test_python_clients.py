@@ -158,3 +158,82 @@ def test_opc_api_keys(opc: ModuleType, keyed_server: Server) -> None:
         base_url=keyed_server.base_url, token=KEY, auth_header_name="X-API-Key", prefix=""
     )
     assert _opc_call(opc, "pool.pool", header, body=body).content.startswith(PNG)
+
+
+# --- openapi-generator -g python -------------------------------------------------------------
+
+needs_java = pytest.mark.skipif(not generated.has_java(), reason="openapi-generator needs java")
+
+
+@pytest.fixture(scope="module")
+def ogen(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    if not generated.has_java():
+        pytest.skip("openapi-generator needs java (Java 17: apt-get install default-jre-headless)")
+    return generated.openapi_generator_python(tmp_path_factory.mktemp("ogen"))
+
+
+def _ogen_api(package: ModuleType, server: Server, tag: str, **config: Any) -> Any:
+    client = package.ApiClient(package.Configuration(host=server.base_url, **config))
+    return getattr(package, f"{tag.title()}Api")(client)
+
+
+@needs_java
+def test_ogen_meta_calls(ogen: ModuleType, open_server: Server) -> None:
+    health, meta = (_ogen_api(ogen, open_server, tag) for tag in ("health", "meta"))
+    assert health.get_health().status == "ok"
+    assert health.get_readiness().status == "ready"
+    assert "sobel-x" in [kernel.name for kernel in meta.list_kernels()]
+    assert meta.get_kernel("sobel-x").kernel == [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+    assert bytes(meta.get_ascent_image()).startswith(PNG)
+
+
+@needs_java
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_ogen_processing_calls(ogen: ModuleType, open_server: Server, endpoint: str) -> None:
+    api = _ogen_api(ogen, open_server, endpoint)
+    request = getattr(ogen, f"{endpoint.title()}Request").from_dict(
+        {"image": "ascent", **SPECS[endpoint]}
+    )
+    assert bytes(getattr(api, endpoint)(request)).startswith(PNG)
+    array = getattr(api, f"{endpoint}_array")(request)
+    assert array.width == (512 if endpoint == "convolve" else 256)
+    assert len(array.pixels) == array.height
+    spec = getattr(ogen, f"{endpoint.title()}Spec").from_dict(SPECS[endpoint])
+    upload = getattr(api, f"{endpoint}_upload")(spec=spec, image=("x.png", _upload_png()))
+    assert Image.open(io.BytesIO(bytes(upload))).size[1] in (6, 3)
+
+
+@needs_java
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_ogen_contract_examples(ogen: ModuleType, open_server: Server, endpoint: str) -> None:
+    api = _ogen_api(ogen, open_server, endpoint)
+    model = getattr(ogen, f"{endpoint.title()}Request")
+    for example in EXAMPLES[endpoint].values():
+        assert bytes(getattr(api, endpoint)(model.from_dict(example["value"]))).startswith(PNG)
+    for example in ARRAY_EXAMPLES[endpoint].values():
+        assert getattr(api, f"{endpoint}_array")(model.from_dict(example["value"])).height >= 1
+
+
+@needs_java
+def test_ogen_errors(ogen: ModuleType, open_server: Server) -> None:
+    api = _ogen_api(ogen, open_server, "convolve")
+    with pytest.raises(ogen.exceptions.UnprocessableEntityException) as invalid:
+        api.convolve(ogen.ConvolveRequest.from_dict({"preset": "no"}))
+    issue = invalid.value.data.detail[0]
+    assert [part.actual_instance for part in issue.loc] == ["body", "preset"]
+    spec = ogen.ConvolveSpec.from_dict({"preset": "sobel-x"})
+    with pytest.raises(ogen.exceptions.BadRequestException) as bad:
+        api.convolve_upload(spec=spec, image=("x.png", b"not an image"))
+    assert "not an image" in bad.value.data.detail
+
+
+@needs_java
+def test_ogen_api_keys(ogen: ModuleType, keyed_server: Server) -> None:
+    request = ogen.PoolRequest.from_dict({"size": 2})
+    with pytest.raises(ogen.exceptions.UnauthorizedException) as refused:
+        _ogen_api(ogen, keyed_server, "pool").pool(request)
+    assert "API key" in refused.value.data.detail
+    bearer = _ogen_api(ogen, keyed_server, "pool", access_token=KEY)
+    assert bytes(bearer.pool(request)).startswith(PNG)
+    header = _ogen_api(ogen, keyed_server, "pool", api_key={"apiKeyAuth": KEY})
+    assert bytes(header.pool(request)).startswith(PNG)
