@@ -19,9 +19,9 @@ import pytest
 from PIL import Image
 
 from tests.clients import generated
-from tests.servers import Server, free_port, running_server, uvicorn_args
+from tests.servers import Server
 
-KEY = "client-test-key-0123456789"
+KEY = generated.KEY
 PNG = b"\x89PNG\r\n\x1a\n"
 ENDPOINTS = ("convolve", "pool", "pipeline")
 SPECS: dict[str, dict[str, Any]] = {
@@ -45,23 +45,7 @@ ARRAY_EXAMPLES = {
 
 
 def _upload_png() -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(6, 8) * 5).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def open_server() -> Iterator[Server]:
-    port = free_port()
-    with running_server(uvicorn_args(port), port=port, env={"IMGFILTER_API_KEYS": ""}) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def keyed_server() -> Iterator[Server]:
-    port = free_port()
-    with running_server(uvicorn_args(port), port=port, env={"IMGFILTER_API_KEYS": KEY}) as server:
-        yield server
+    return generated.upload_png()
 
 
 # --- openapi-python-client -----------------------------------------------------------------
