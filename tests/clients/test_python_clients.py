@@ -10,11 +10,9 @@ from __future__ import annotations
 import importlib
 import io
 import json
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 import pytest
 from PIL import Image
 
