@@ -51,7 +51,7 @@ need `Authorization: Bearer <key>` or `X-API-Key: <key>` (the empty requirement 
 
 CONTACT = {"name": "imgfilter-service maintainers"}
 LICENSE = {"name": "MIT", "identifier": "MIT"}
-SERVERS = [{"url": "http://127.0.0.1:8000", "description": "`make run` on this machine"}]
+SERVERS = [{"url": "/", "description": "The server that serves this document"}]
 SECURITY_SCHEMES = {
     "bearerAuth": {
         "type": "http",
