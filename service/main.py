@@ -40,9 +40,10 @@ spec; JSON array answer) and `POST /convolve/upload` (multipart: an `image` file
 `spec` part holding the JSON spec without `image`; PNG or .npy answer). `POST /convolve` itself
 also takes the multipart body and answers JSON, as it always has.
 
-`Accept` picks the answer's media type among those an operation offers (`image/png`,
-`application/x-npy`, `application/json`); when it leaves the choice open (absent or `*/*`), the
-spec's `format` does. An `Accept` that allows none of them is answered 406.
+`Accept` picks the answer's media type among those an operation offers (`image/png` or
+`application/x-npy`; `application/json` on `/array`); when it leaves the choice open (absent,
+`*/*` or a tie), the spec's `format` does. An `Accept` that allows none of them, nor JSON (the
+errors' type), is answered 406.
 
 API keys are off unless the server sets `IMGFILTER_API_KEYS`; then the processing operations
 need `Authorization: Bearer <key>` or `X-API-Key: <key>` (the empty requirement `{}` in their

@@ -392,7 +392,7 @@ class PoolParams(StrictModel):
 _FORMAT_DESCRIPTION = (
     "The answer's encoding when the request's `Accept` leaves the choice open (absent or "
     "`*/*`): `png` (image/png), `json` (application/json: the array and its statistics) or "
-    "`npy` (application/x-npy: a NumPy .npy file). An `Accept` that names one of them wins; "
+    "`npy` (application/x-npy: a NumPy .npy file). An `Accept` that names an offered type wins; "
     "the `/array` operations always answer JSON. Default: `png`."
 )
 

@@ -96,7 +96,7 @@ def _work(
         raise SpecError(
             loc,
             "`scale: raw` gives float32 values, which a PNG cannot carry: ask for JSON "
-            "(`format: json` or `Accept: application/json`) or .npy (`format: npy` or "
+            "(`format: json`, or the `/array` operation) or .npy (`format: npy` or "
             "`Accept: application/x-npy`)",
         )
     image = processing.resolve_image(ref, upload, settings)
@@ -145,8 +145,8 @@ _SUMMARIES = {"": "", "Array": " (JSON array answer)", "Upload": " (uploaded ima
 _DESCRIPTIONS = {
     "": "\n\nThe body is the JSON spec; the answer is PNG or, with `Accept: application/x-npy` "
     "(or `format: npy`), a NumPy .npy file. Kept for existing callers and not shown here: this "
-    "path also takes the multipart body of `/upload` and answers the JSON of `/array` for "
-    "`Accept: application/json` or `format: json`.",
+    "path also takes the multipart body of `/upload`, and answers the JSON of `/array` for "
+    "`format: json`.",
     "Array": "\n\nThe body is the JSON spec; the answer is the JSON array and its statistics.",
     "Upload": "\n\nThe body is multipart: an `image` file part (omitted: ascent) and a `spec` "
     "part (JSON text, the spec without `image`); the answer is PNG or, with "
