@@ -410,6 +410,10 @@ class OutputSpec(StrictModel):
 class ConvolveSpec(ConvolveParams, OutputSpec):
     """``POST /convolve`` options (the multipart `spec` part)."""
 
+    # A whole example: Swagger UI would otherwise combine the fields' examples (kernel and
+    # preset together, a 422).
+    model_config = ConfigDict(json_schema_extra={"examples": [{"preset": "sobel-x"}]})
+
     def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
         return self.scale, ("body", "scale")
 

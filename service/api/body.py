@@ -112,8 +112,8 @@ async def _read_multipart(request: Request, body: bytes) -> RawRequest:
         spec = form.get("spec")
         if spec is None:
             raise SpecError(("body", "spec"), "the multipart body needs a `spec` part (JSON text)")
-        if not isinstance(spec, str):
-            raise SpecError(("body", "spec"), "`spec` must be a text part, not a file")
+        if isinstance(spec, UploadFile):
+            spec = await _json_part(spec)
         image = form.get("image")
         upload: bytes | None = None
         # An empty part without a file name (Swagger UI's "Send empty value") means no image.
@@ -126,6 +126,19 @@ async def _read_multipart(request: Request, body: bytes) -> RawRequest:
         return RawRequest(spec_text=spec, upload=upload)
     finally:
         await form.close()
+
+
+async def _json_part(part: UploadFile) -> str:
+    """A ``spec`` part sent with a file name (Swagger UI sends a JSON Blob): JSON text only."""
+    media_type = (part.content_type or "").split(";")[0].strip().lower()
+    if media_type != JSON and not media_type.endswith("+json"):
+        raise SpecError(
+            ("body", "spec"), "`spec` must be a text part or an application/json part, not a file"
+        )
+    try:
+        return (await part.read()).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(("body", "spec"), "the `spec` part is not UTF-8 text") from exc
 
 
 def parse_spec(

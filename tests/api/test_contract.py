@@ -223,3 +223,12 @@ def test_every_example_answers_200_under_128_kb(
                 response = client.post(path, files={"spec": (None, spec)})
             assert response.status_code == 200, (path, example, response.text)
             assert len(response.content) < 128 * 1024, (path, example["summary"])
+
+
+def test_spec_part_may_be_a_json_file_part(client: TestClient) -> None:
+    spec = json.dumps({"size": 2}).encode()
+    as_json = client.post("/pool/upload", files={"spec": ("blob", spec, "application/json")})
+    assert as_json.status_code == 200
+    as_other = client.post("/pool/upload", files={"spec": ("spec.txt", spec, "text/plain")})
+    assert as_other.status_code == 422
+    assert as_other.json()["detail"][0]["loc"] == ["body", "spec"]

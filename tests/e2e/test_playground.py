@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import decode_png
+from tests.conftest import decode_png, png_bytes
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
@@ -198,3 +198,20 @@ def test_swagger_try_it_out_renders_png(
     image.evaluate("(img) => img.scrollIntoView({block: 'center'})")
     page.screenshot(path=str(_screenshot_path("swagger.png", tmp_path)))
     _assert_local_only(requests_seen)
+
+
+def test_swagger_try_it_out_uploads_a_file(page: Page, server: Server, tmp_path: Path) -> None:
+    """The multipart operation: Swagger sends `spec` as an application/json part with a file."""
+    upload = tmp_path / "small.png"
+    upload.write_bytes(png_bytes(np.arange(48, dtype=np.uint8).reshape(6, 8)))
+    page.goto(f"{server.base_url}/docs")
+    operation = page.locator("#operations-pool-poolUpload")
+    operation.locator(".opblock-summary").click()
+    operation.locator('input[type="file"]').set_input_files(str(upload))
+    operation.locator("button.execute").click()
+    image = operation.locator(".live-responses-table img")
+    image.wait_for()
+    page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+    )
+    assert image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [4, 3]
