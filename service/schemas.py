@@ -104,9 +104,19 @@ Number = Annotated[
     Field(ge=-VALUE_BOUND, le=VALUE_BOUND, allow_inf_nan=False),
     BeforeValidator(_refuse_non_numbers),
 ]
-Side = Annotated[int, Field(ge=1), BeforeValidator(_refuse_non_numbers)]
+
+
+def _refuse_non_integers(value: Any) -> Any:
+    """Before-validator of a window: ``_refuse_non_numbers`` on the int or on each side."""
+    for side in value if isinstance(value, list) else (value,):
+        _refuse_non_numbers(side)
+    return value
+
+
+Side = Annotated[int, Field(ge=1)]
 Window = Annotated[
     Side | tuple[Side, Side],
+    BeforeValidator(_refuse_non_integers),
     WithJsonSchema(
         {
             "anyOf": [
