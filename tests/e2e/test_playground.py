@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import decode_png, png_bytes
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Page
+    from playwright.sync_api import BrowserContext, Locator, Page
 from tests.servers import Server, free_port, running_server, uvicorn_args
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -184,12 +184,7 @@ def test_swagger_try_it_out_renders_png(
         try_it.click()
     body = operation.locator("textarea.body-param__text")
     assert json.loads(body.input_value())["image"] == "ascent"
-    operation.locator("button.execute").click()
-    image = operation.locator(".live-responses-table img")
-    image.wait_for()
-    page.wait_for_function(
-        "(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle()
-    )
+    image = _execute_shows_image(page, operation)
     assert image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [512, 512]
     assert (
         "200"
@@ -208,10 +203,16 @@ def test_swagger_try_it_out_uploads_a_file(page: Page, server: Server, tmp_path:
     operation = page.locator("#operations-pool-poolUpload")
     operation.locator(".opblock-summary").click()
     operation.locator('input[type="file"]').set_input_files(str(upload))
+    image = _execute_shows_image(page, operation)
+    assert image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [4, 3]
+
+
+def _execute_shows_image(page: Page, operation: Locator) -> Locator:
+    """Click Swagger's Execute; the answer's image once it has loaded."""
     operation.locator("button.execute").click()
     image = operation.locator(".live-responses-table img")
     image.wait_for()
     page.wait_for_function(
         "(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle()
     )
-    assert image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [4, 3]
+    return image
