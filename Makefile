@@ -9,7 +9,7 @@ PORT ?=
 WORKERS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run cli test lint deploy-check unit e2e docker-test openapi lock bench loadbench fuzz soak clean
+.PHONY: help run cli test lint deploy-check unit e2e docker-test openapi clients lock bench loadbench fuzz soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -75,6 +75,21 @@ docker-test: $(VENV)/.test  ## build the image, run it, compose (1 and 4 replica
 
 openapi: $(VENV)/.runtime  ## regenerate openapi/openapi.json from the app
 	$(BIN)/python -m service.openapi_dump openapi/openapi.json
+
+# Generated clients (docs/clients.md): generator versions are pinned in pyproject.toml (Python)
+# and tests/clients/package-lock.json (npm; installed once into tests/clients/node_modules).
+# make test generates and drives them in tests/clients; this target writes them to look at.
+CLIENTS ?= build/clients
+clients: $(VENV)/.test  ## generate the Python and TypeScript clients into build/clients
+	rm -rf $(CLIENTS) && mkdir -p $(CLIENTS)/typescript
+	$(BIN)/openapi-python-client generate --path openapi/openapi.json \
+		--output-path $(CLIENTS)/imgfilter_client --meta none
+	$(BIN)/python -c "from tests.clients.generated import node_tools; node_tools()"
+	tests/clients/node_modules/.bin/openapi-typescript openapi/openapi.json \
+		-o $(CLIENTS)/typescript/schema.d.ts
+	tests/clients/node_modules/.bin/redocly lint --extends recommended openapi/openapi.json
+	tests/clients/node_modules/.bin/spectral lint --ruleset tests/clients/.spectral.yaml \
+		openapi/openapi.json
 
 # The Docker image installs exactly these pins, each wheel checked against its hash. Resolved
 # for the image's CPython 3.11 on x86_64 Linux; the hashes cover every wheel of each pinned

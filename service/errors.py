@@ -3,6 +3,7 @@
     ServiceError                 base: ``status_code`` + ``detail``; answered as {"detail": "..."}
     ├── BadImageError            400  the bytes are not a decodable image (the reason is given)
     ├── AuthenticationError      401  an API key is required and missing or wrong
+    ├── NotAcceptableError       406  the Accept header allows none of the operation's answers
     ├── BodyTimeoutError         408  the body did not arrive within the body timeout
     ├── PayloadTooLargeError     413  the body exceeds the byte limit, or the image the pixel limit
     ├── UnsupportedMediaError    415  a content type or image format the service does not take
@@ -49,6 +50,12 @@ class AuthenticationError(ServiceError):
     """Raised when API keys are configured and the request carries none or a wrong one (401)."""
 
     status_code = 401
+
+
+class NotAcceptableError(ServiceError):
+    """Raised when ``Accept`` allows none of the media types an operation answers (406)."""
+
+    status_code = 406
 
 
 class BodyTimeoutError(ServiceError):

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from . import __version__, balancing, imaging, observability
 from .api import convolve, docs, health, messages, meta, metrics, pipeline, playground, pool
 from .api.body import SpecValidationError
+from .api.responses import HEADERS
 from .api.security import SecurityHeadersMiddleware, require_api_key
 from .concurrency import WorkLimiter
 from .config import Settings, get_settings
 from .core.errors import CoreError
 from .errors import ServiceError
-from .schemas import SPEC_MODELS, ArrayResult
+from .schemas import ENUMS, SPEC_MODELS, ArrayResult
 
 DESCRIPTION = """
 Convolutions and max pooling on images: the classic *ascent* lesson as a REST API.
@@ -30,10 +33,41 @@ Convolutions and max pooling on images: the classic *ascent* lesson as a REST AP
 * `POST /pool`: max, avg or min pooling with a window size and stride.
 * `POST /pipeline`: convolve then pool (any steps) in one call.
 
-Each processing endpoint takes its spec as `application/json` (with `"image"`: `"ascent"`,
-`{"data": base64}` or `{"pixels": [[...]]}`) or as `multipart/form-data` (an `image` file part
-and a `spec` part with the same JSON, without `image`). Answers are PNG or JSON.
+Each endpoint has three operations, one request and answer encoding each, so that generated
+clients get a typed method for each: `POST /convolve` (JSON spec with `"image"`: `"ascent"`,
+`{"data": base64}` or `{"pixels": [[...]]}`; PNG or .npy answer), `POST /convolve/array` (JSON
+spec; JSON array answer) and `POST /convolve/upload` (multipart: an `image` file part and a
+`spec` part holding the JSON spec without `image`; PNG or .npy answer). `POST /convolve` itself
+also takes the multipart body and answers JSON, as it always has.
+
+`Accept` picks the answer's media type among those an operation offers (`image/png` or
+`application/x-npy`; `application/json` on `/array`); when it leaves the choice open (absent,
+`*/*` or a tie), the spec's `format` does. An `Accept` that allows none of them, nor JSON (the
+errors' type), is answered 406.
+
+API keys are off unless the server sets `IMGFILTER_API_KEYS`; then the processing operations
+need `Authorization: Bearer <key>` or `X-API-Key: <key>` (the empty requirement `{}` in their
+`security` is the keys-off case).
 """
+
+CONTACT = {"name": "imgfilter-service maintainers"}
+LICENSE = {"name": "MIT", "identifier": "MIT"}
+SERVERS = [{"url": "/", "description": "The server that serves this document"}]
+SECURITY_SCHEMES = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`Authorization: Bearer <key>`, a key from `IMGFILTER_API_KEYS`.",
+    },
+    "apiKeyAuth": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "`X-API-Key: <key>`, a key from `IMGFILTER_API_KEYS`.",
+    },
+}
+PROCESSING_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}, {}]
+"""Either key header, or none when the server has no keys configured."""
 
 
 def _validation_issues(
@@ -57,6 +91,14 @@ def _register_error_handlers(app: FastAPI) -> None:
     async def spec_invalid(_: Request, exc: ValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_issues(exc)}, status_code=422)
 
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        issues = [
+            {"type": issue["type"], "loc": list(issue["loc"]), "msg": issue["msg"]}
+            for issue in exc.errors()
+        ]
+        return JSONResponse({"detail": issues}, status_code=422)
+
     @app.exception_handler(SpecValidationError)
     async def multipart_spec_invalid(_: Request, exc: SpecValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_issues(exc.error, exc.prefix)}, status_code=422)
@@ -74,19 +116,78 @@ def _openapi_factory(app: FastAPI) -> Any:
             description=app.description,
             routes=app.routes,
             tags=app.openapi_tags,
+            servers=SERVERS,
+            contact=CONTACT,
+            license_info=LICENSE,
         )
         models: list[type[BaseModel]] = [*SPEC_MODELS, ArrayResult]
         _, definitions = models_json_schema(
             [(model, "validation") for model in models],
             ref_template="#/components/schemas/{model}",
         )
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components = schema.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
         for name, definition in definitions.get("$defs", {}).items():
-            components.setdefault(name, definition)
+            schemas.setdefault(name, definition)
+        enums = {}
+        for name, (literal, description) in ENUMS.items():
+            enum = TypeAdapter(literal).json_schema()
+            enums[tuple(enum["enum"])] = name
+            schemas[name] = {"title": name, "description": description, **enum}
+        _refer_to_enums(schema["paths"], enums)
+        _refer_to_enums([v for k, v in schemas.items() if k not in ENUMS], enums)
+        for name in SPEC_MODEL_NAMES:
+            _defaults_to_descriptions(schemas, name)
+        components["headers"] = HEADERS
+        components["securitySchemes"] = SECURITY_SCHEMES
+        for path in schema["paths"].values():
+            for operation in path.values():
+                # An empty list: open to all, whatever keys the server has.
+                guarded = "401" in operation["responses"]
+                operation["security"] = PROCESSING_SECURITY if guarded else []
         app.openapi_schema = schema
         return schema
 
     return openapi
+
+
+SPEC_MODEL_NAMES = (
+    *(model.__name__ for model in SPEC_MODELS),
+    "ConvolveStep",
+    "PoolStep",
+    "EncodedImage",
+    "PixelImage",
+)
+
+
+def _refer_to_enums(node: Any, enums: dict[tuple[Any, ...], str]) -> None:
+    """Replace each inline string enum that ``ENUMS`` names by a ``$ref`` to its component."""
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+    for child in children:
+        if isinstance(child, dict) and tuple(child.get("enum", ())) in enums:
+            name = enums[tuple(child["enum"])]
+            for key in ("enum", "type", "title"):
+                child.pop(key, None)
+            child["$ref"] = f"#/components/schemas/{name}"
+            continue
+        _refer_to_enums(child, enums)
+
+
+def _defaults_to_descriptions(schemas: dict[str, Any], name: str) -> None:
+    """Move each request property's ``default`` into its description.
+
+    A generated client sends (openapi-python-client) or requires (openapi-typescript) every
+    field with a ``default``; without it, a field the caller leaves out stays out, and the
+    server applies the default (codelab refuses an explicit ``border: reflect``).
+    """
+    for field in schemas.get(name, {}).get("properties", {}).values():
+        if "default" not in field:
+            continue
+        default = field.pop("default")
+        description = field.get("description", "")
+        if default is not None and "Default" not in description:
+            text = json.dumps(default)
+            field["description"] = f"{description} Default: `{text}`.".strip()
 
 
 TAGS = [
@@ -126,6 +227,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_tags=TAGS,
         docs_url=None,
         redoc_url=None,
+        separate_input_output_schemas=False,
         lifespan=_lifespan(settings, limiter),
     )
     app.state.settings = settings

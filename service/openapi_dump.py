@@ -17,8 +17,8 @@ def openapi_document() -> dict[str, Any]:
 
 
 def render() -> str:
-    """The document as committed: sorted keys, 2-space indent, trailing newline."""
-    return json.dumps(openapi_document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """The document as committed: the app's key order, 2-space indent, trailing newline."""
+    return json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

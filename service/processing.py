@@ -7,6 +7,7 @@ records per-stage timings.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -181,7 +182,11 @@ def _finish(values: npt.NDArray[Any], source: Decoded, scale: Any) -> npt.NDArra
 
 
 def render(result: Decoded, fmt: OutputFormat, settings: Settings) -> tuple[bytes, str]:
-    """Encode a result as PNG or as the JSON ``ArrayResult``; returns (body, media type)."""
+    """Encode a result as PNG, the JSON ``ArrayResult`` or a ``.npy``; returns (body, media type).
+
+    JSON and ``.npy`` carry ``[H][W]`` for one channel, ``[H][W][C]`` otherwise, as uint8 or
+    (after ``scale: raw``) float32; ``np.load`` reads the ``.npy``.
+    """
     pixels = result.pixels
     with observe_stage("encode"):
         if fmt == "png":
@@ -195,6 +200,10 @@ def render(result: Decoded, fmt: OutputFormat, settings: Settings) -> tuple[byte
             return body, "image/png"
         if pixels.ndim == 3 and pixels.shape[2] == 1:
             pixels = pixels[:, :, 0]
+        if fmt == "npy":
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(pixels), allow_pickle=False)
+            return buffer.getvalue(), "application/x-npy"
         document = {
             "width": int(pixels.shape[1]),
             "height": int(pixels.shape[0]),

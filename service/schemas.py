@@ -16,13 +16,17 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from .config import Settings
 from .core.kernels import PRESETS
@@ -33,7 +37,25 @@ Color = Literal["auto", "gray"]
 Mode = Literal["standard", "codelab"]
 PoolMethod = Literal["max", "avg", "min"]
 Edge = Literal["drop", "partial"]
-OutputFormat = Literal["png", "json"]
+OutputFormat = Literal["png", "json", "npy"]
+
+ENUMS: dict[str, tuple[Any, str]] = {
+    "Border": (Border, "How pixels outside the image are read (convolution)."),
+    "Scale": (Scale, "How values are mapped to 8-bit (or kept as float32: `raw`)."),
+    "Color": (Color, "`auto`: keep the decoded mode; `gray`: 8-bit luma first."),
+    "Mode": (Mode, "`standard` convolution or the lesson's loop (`codelab`)."),
+    "PoolMethod": (PoolMethod, "How each pooling window is reduced."),
+    "Edge": (Edge, "Pooling windows that run off the bottom/right edge."),
+    "OutputFormat": (OutputFormat, "The answer's encoding when `Accept` leaves it open."),
+}
+"""The enums published as ``#/components/schemas/<name>`` (``service.main`` swaps them in)."""
+
+MEDIA_TYPES: dict[OutputFormat, str] = {
+    "png": "image/png",
+    "json": "application/json",
+    "npy": "application/x-npy",
+}
+"""The media type of each ``format``."""
 
 VALUE_BOUND = 1e6
 """Largest magnitude of a kernel element, weight or cval: keeps float32 sums far from overflow."""
@@ -69,9 +91,46 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-Number = Annotated[float, Field(ge=-VALUE_BOUND, le=VALUE_BOUND, allow_inf_nan=False)]
+def _refuse_non_numbers(value: Any) -> Any:
+    """Before-validator: a number must be a JSON number, not a boolean or a numeric string."""
+    if isinstance(value, bool | str):
+        kind = "a boolean" if isinstance(value, bool) else "a string"
+        raise PydanticCustomError("number_type", f"Input should be a number, not {kind}")
+    return value
+
+
+Number = Annotated[
+    float,
+    Field(ge=-VALUE_BOUND, le=VALUE_BOUND, allow_inf_nan=False),
+    BeforeValidator(_refuse_non_numbers),
+]
+
+
+def _refuse_non_integers(value: Any) -> Any:
+    """Before-validator of a window: ``_refuse_non_numbers`` on the int or on each side."""
+    for side in value if isinstance(value, list) else (value,):
+        _refuse_non_numbers(side)
+    return value
+
+
 Side = Annotated[int, Field(ge=1)]
-Window = Side | tuple[Side, Side]
+Window = Annotated[
+    Side | tuple[Side, Side],
+    BeforeValidator(_refuse_non_integers),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1},
+                    "minItems": 2,
+                    "maxItems": 2,
+                },
+            ]
+        }
+    ),
+]
 
 # --- images ------------------------------------------------------------------------------
 
@@ -88,29 +147,53 @@ class EncodedImage(StrictModel):
     )
 
 
-PixelsArray = Annotated[
-    list[Any],
-    WithJsonSchema(
-        {
+def _pixels_schema(minimum: float | None, maximum: float | None, description: str) -> Any:
+    bounds = {
+        key: value
+        for key, value in (("minimum", minimum), ("maximum", maximum))
+        if value is not None
+    }
+    value = {"type": "number", **bounds}
+    return {
+        "type": "array",
+        "minItems": 1,
+        "description": description,
+        "items": {
             "type": "array",
             "minItems": 1,
-            "description": "[H][W] or [H][W][C] numbers in 0..255; C in 1..4 (2, 4: alpha last).",
             "items": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "anyOf": [
-                        {"type": "number", "minimum": 0, "maximum": 255},
-                        {
-                            "type": "array",
-                            "minItems": 1,
-                            "maxItems": 4,
-                            "items": {"type": "number", "minimum": 0, "maximum": 255},
-                        },
-                    ]
-                },
+                "anyOf": [
+                    value,
+                    {"type": "array", "minItems": 1, "maxItems": 4, "items": value},
+                ]
             },
-        }
+        },
+    }
+
+
+def _refuse_booleans(rows: Any) -> Any:
+    """Before-validator of ``pixels``: NumPy would read ``true`` as 1; JSON booleans are refused."""
+    if isinstance(rows, list):
+        for row in rows:
+            for value in row if isinstance(row, list) else ():
+                if (
+                    value is True
+                    or value is False
+                    or (isinstance(value, list) and any(v is True or v is False for v in value))
+                ):
+                    raise PydanticCustomError(
+                        "number_type", "`pixels` must hold only numbers, not booleans"
+                    )
+    return rows
+
+
+PixelsArray = Annotated[
+    list[Any],
+    BeforeValidator(_refuse_booleans),
+    WithJsonSchema(
+        _pixels_schema(
+            0, 255, "[H][W] or [H][W][C] numbers in 0..255; C in 1..4 (2, 4: alpha last)."
+        )
     ),
 ]
 
@@ -122,7 +205,7 @@ class PixelImage(StrictModel):
 
 
 ImageRef = Annotated[
-    Literal["ascent"] | EncodedImage | PixelImage,
+    EncodedImage | PixelImage | Literal["ascent"],
     Field(
         description='"ascent" (the built-in 512x512 grayscale picture), {"data": base64} or '
         '{"pixels": [[...]]}.',
@@ -136,16 +219,29 @@ ImageRef = Annotated[
 class ConvolveParams(StrictModel):
     """What a convolution does: one of ``kernel``/``preset``, and how to apply it."""
 
-    kernel: list[list[Number]] | None = Field(
+    kernel: Annotated[
+        list[list[Number]] | None,
+        WithJsonSchema(
+            {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "number", "minimum": -VALUE_BOUND, "maximum": VALUE_BOUND},
+                },
+            }
+        ),
+    ] = Field(
         None,
         description="Rectangular matrix of finite numbers (rows of equal length, 1..63 a side). "
         "Exactly one of `kernel` and `preset`.",
         examples=[[[-1, -2, -1], [0, 0, 0], [1, 2, 1]]],
     )
-    preset: str | None = Field(
+    preset: Annotated[str | None, WithJsonSchema({"type": "string", "minLength": 1})] = Field(
         None,
         description="Name of a preset kernel (see GET /kernels). It brings its own weight, which "
-        "an explicit `weight` replaces.",
+        "an explicit `weight` replaces. Exactly one of `kernel` and `preset`.",
         examples=["sobel-x"],
     )
     weight: Number | None = Field(
@@ -180,8 +276,29 @@ class ConvolveParams(StrictModel):
     scale: Scale = Field(
         "clamp",
         description="To 8-bit: `clamp` (clip 0..255, truncate), `abs` (|v| then clamp), "
-        "`normalize` (min..max to 0..255), `raw` (float32, JSON output or between steps only).",
+        "`normalize` (min..max to 0..255), `raw` (float32: JSON or .npy output, or between steps).",
     )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The schema says what ``_check_combination`` enforces: exactly one of kernel/preset."""
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        # if/then/else rather than oneOf: generators read a oneOf of bare `required` lists as a
+        # union and lose the model (openapi-python-client types the body `Any`); they ignore
+        # if/then/else, which validators (and schemathesis) apply.
+        schema["if"] = {"required": ["kernel"]}
+        schema["then"] = {"not": {"required": ["preset"]}}
+        schema["else"] = {"required": ["preset"]}
+        return schema
+
+    @field_validator("kernel", "preset", mode="before")
+    @classmethod
+    def _refuse_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            raise ValueError(f"`{info.field_name}` is null; leave it out instead")
+        return value
 
     @field_validator("kernel")
     @classmethod
@@ -282,7 +399,12 @@ class PoolParams(StrictModel):
 
 # --- endpoint specs ----------------------------------------------------------------------
 
-_FORMAT_DESCRIPTION = "`png` (image/png) or `json` (the array and its statistics)."
+_FORMAT_DESCRIPTION = (
+    "The answer's encoding when the request's `Accept` leaves the choice open (absent or "
+    "`*/*`): `png` (image/png), `json` (application/json: the array and its statistics) or "
+    "`npy` (application/x-npy: a NumPy .npy file). An `Accept` that names an offered type wins; "
+    "the `/array` operations always answer JSON. Default: `png`."
+)
 
 
 class OutputSpec(StrictModel):
@@ -290,19 +412,20 @@ class OutputSpec(StrictModel):
 
     format: OutputFormat = Field("png", description=_FORMAT_DESCRIPTION)
 
-
-def _check_raw_output(scale: Scale, fmt: OutputFormat) -> None:
-    if scale == "raw" and fmt != "json":
-        raise ValueError("`scale: raw` gives float32 values, which only `format: json` can carry")
+    def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
+        """The scale of the last step and its location (``raw`` cannot be answered as PNG)."""
+        return "clamp", ("body",)
 
 
 class ConvolveSpec(ConvolveParams, OutputSpec):
     """``POST /convolve`` options (the multipart `spec` part)."""
 
-    @model_validator(mode="after")
-    def _check_output(self) -> Self:
-        _check_raw_output(self.scale, self.format)
-        return self
+    # A whole example: Swagger UI would otherwise combine the fields' examples (kernel and
+    # preset together, a 422).
+    model_config = ConfigDict(json_schema_extra={"examples": [{"preset": "sobel-x"}]})
+
+    def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
+        return self.scale, ("body", "scale")
 
 
 class ConvolveRequest(ConvolveSpec):
@@ -322,10 +445,8 @@ class ConvolveRequest(ConvolveSpec):
 class PoolSpec(PoolParams, OutputSpec):
     """``POST /pool`` options (the multipart `spec` part)."""
 
-    @model_validator(mode="after")
-    def _check_output(self) -> Self:
-        _check_raw_output(self.scale, self.format)
-        return self
+    def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
+        return self.scale, ("body", "scale")
 
 
 class PoolRequest(PoolSpec):
@@ -374,10 +495,8 @@ class PipelineSpec(OutputSpec):
             raise ValueError(f"a pipeline has at most {limit} steps, got {len(steps)}")
         return steps
 
-    @model_validator(mode="after")
-    def _check_output(self) -> Self:
-        _check_raw_output(self.steps[-1].scale, self.format)
-        return self
+    def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
+        return self.steps[-1].scale, ("body", "steps", len(self.steps) - 1, "scale")
 
 
 class PipelineRequest(PipelineSpec):
@@ -404,13 +523,25 @@ class PipelineRequest(PipelineSpec):
 class ArrayResult(BaseModel):
     """A result as JSON: ``pixels`` is ``[H][W]`` for one channel, ``[H][W][C]`` otherwise."""
 
-    width: int
-    height: int
-    channels: int
-    dtype: Literal["uint8", "float32"]
+    width: int = Field(description="Columns (W).")
+    height: int = Field(description="Rows (H).")
+    channels: int = Field(description="C: 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA).")
+    dtype: Literal["uint8", "float32"] = Field(
+        description="`uint8`, or `float32` after `scale: raw`."
+    )
     min: float = Field(description="The smallest value (an integer when dtype is uint8).")
     max: float = Field(description="The largest value (an integer when dtype is uint8).")
-    pixels: list[Any]
+    pixels: Annotated[
+        list[Any],
+        WithJsonSchema(
+            _pixels_schema(
+                None,
+                None,
+                "[H][W] for one channel, [H][W][C] otherwise: integers "
+                "0..255 (uint8) or any finite float32.",
+            )
+        ),
+    ]
 
 
 class KernelInfo(BaseModel):
@@ -437,13 +568,16 @@ class ErrorMessage(BaseModel):
 class ValidationIssue(BaseModel):
     """One problem found in a spec: where (``loc``) and what (``msg``)."""
 
-    type: str
-    loc: list[str | int]
-    msg: str
+    type: str = Field(description="A machine-readable kind, e.g. `missing`, `value_error`.")
+    loc: list[str | int] = Field(
+        description='Where: `["body", field, ...]` (JSON body), `["body", "spec", field, ...]` '
+        '(multipart `spec` part) or `["path", name]`.'
+    )
+    msg: str = Field(description="What was wrong, for a person.")
 
 
 class ValidationErrorMessage(BaseModel):
-    """A 422 answer, shaped like FastAPI's."""
+    """A 422 answer, shaped like FastAPI's; every 422 of the service has this shape."""
 
     detail: list[ValidationIssue]
 

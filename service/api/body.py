@@ -26,8 +26,8 @@ from ..schemas import ImageRef, OutputSpec, validation_context
 
 S = TypeVar("S", bound=OutputSpec)
 
-_JSON_TYPES = ("application/json",)
-_MULTIPART = "multipart/form-data"
+JSON = "application/json"
+MULTIPART = "multipart/form-data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,20 +66,26 @@ def _reject_size(limit: int) -> None:
     raise PayloadTooLargeError(f"the request body exceeds the limit of {limit} bytes")
 
 
-async def read_request(request: Request, settings: Settings) -> RawRequest:
-    """Read and sort the body; 413 over the byte limit, 415 for another content type."""
+async def read_request(
+    request: Request, settings: Settings, encodings: tuple[str, ...] = (JSON, MULTIPART)
+) -> RawRequest:
+    """Read and sort the body; 413 over the byte limit, 415 for another content type.
+
+    ``encodings`` are the request content types the operation takes (``JSON`` also covers
+    ``*/*+json``).
+    """
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in (*_JSON_TYPES, _MULTIPART) and not media_type.endswith("+json"):
+    is_json = media_type == JSON or media_type.endswith("+json")
+    is_multipart = media_type == MULTIPART
+    if not ((is_json and JSON in encodings) or (is_multipart and MULTIPART in encodings)):
+        wanted = " or ".join(encodings)
         if not media_type:
-            raise UnsupportedMediaError(
-                "no Content-Type: send the spec as application/json or multipart/form-data"
-            )
+            raise UnsupportedMediaError(f"no Content-Type: send the spec as {wanted}")
         raise UnsupportedMediaError(
-            f"content type {media_type!r} is not accepted; "
-            "send application/json or multipart/form-data"
+            f"content type {media_type!r} is not accepted here; send {wanted}"
         )
     body = await _read_limited(request, settings.max_upload_bytes, settings.body_timeout_s)
-    if media_type != _MULTIPART:
+    if media_type != MULTIPART:
         if not body.strip():
             raise SpecError(("body",), "the request body is empty; send a JSON spec")
         return RawRequest(json_body=body)
@@ -106,17 +112,33 @@ async def _read_multipart(request: Request, body: bytes) -> RawRequest:
         spec = form.get("spec")
         if spec is None:
             raise SpecError(("body", "spec"), "the multipart body needs a `spec` part (JSON text)")
-        if not isinstance(spec, str):
-            raise SpecError(("body", "spec"), "`spec` must be a text part, not a file")
+        if isinstance(spec, UploadFile):
+            spec = await _json_part(spec)
         image = form.get("image")
         upload: bytes | None = None
+        # An empty part without a file name (Swagger UI's "Send empty value") means no image.
         if isinstance(image, UploadFile):
             upload = await image.read()
-        elif isinstance(image, str):
+            if not upload and not image.filename:
+                upload = None
+        elif isinstance(image, str) and image:
             raise SpecError(("body", "image"), "`image` must be a file part")
         return RawRequest(spec_text=spec, upload=upload)
     finally:
         await form.close()
+
+
+async def _json_part(part: UploadFile) -> str:
+    """A ``spec`` part sent with a file name (Swagger UI sends a JSON Blob): JSON text only."""
+    media_type = (part.content_type or "").split(";")[0].strip().lower()
+    if media_type != JSON and not media_type.endswith("+json"):
+        raise SpecError(
+            ("body", "spec"), "`spec` must be a text part or an application/json part, not a file"
+        )
+    try:
+        return (await part.read()).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(("body", "spec"), "the `spec` part is not UTF-8 text") from exc
 
 
 def parse_spec(
@@ -151,30 +173,36 @@ class SpecValidationError(Exception):
 
 
 def request_body_openapi(
-    request_model: type[BaseModel],
-    spec_model: type[BaseModel],
+    model: type[BaseModel],
+    encoding: str,
     examples: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    """``openapi_extra`` documenting both encodings of one spec, with worked examples."""
+    """``openapi_extra`` documenting one encoding of a spec, with worked examples.
+
+    ``JSON``: the body is a ``model`` (the spec plus ``image``). ``MULTIPART``: an ``image``
+    file part (omitted: ascent) and a ``spec`` part holding a ``model`` (the spec without
+    ``image``) as JSON text.
+    """
+    reference = {"$ref": f"#/components/schemas/{model.__name__}"}
+    if encoding == JSON:
+        return {
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": reference, "examples": examples}},
+            }
+        }
     multipart_examples = {
         name: {
             "summary": example["summary"],
-            "value": {
-                "spec": _json_text({k: v for k, v in example["value"].items() if k != "image"})
-            },
+            "value": {"spec": {k: v for k, v in example["value"].items() if k != "image"}},
         }
         for name, example in examples.items()
     }
-    first = next(iter(multipart_examples.values()))["value"]["spec"]
     return {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {
-                    "schema": {"$ref": f"#/components/schemas/{request_model.__name__}"},
-                    "examples": examples,
-                },
-                _MULTIPART: {
+                MULTIPART: {
                     "schema": {
                         "type": "object",
                         "required": ["spec"],
@@ -183,23 +211,18 @@ def request_body_openapi(
                                 "type": "string",
                                 "format": "binary",
                                 "description": "The image file (PNG, JPEG, WebP, BMP, TIFF, GIF)."
-                                " Omitted: ascent.",
+                                " Omitted or empty: ascent.",
                             },
                             "spec": {
-                                "type": "string",
-                                "description": f"JSON text of a `{spec_model.__name__}` "
+                                **reference,
+                                "description": f"The `{model.__name__}` as JSON text "
                                 "(the JSON spec without `image`).",
-                                "example": first,
                             },
                         },
                     },
+                    "encoding": {"spec": {"contentType": JSON}},
+                    "examples": multipart_examples,
                 },
             },
         }
     }
-
-
-def _json_text(value: Any) -> str:
-    import json
-
-    return json.dumps(value, separators=(", ", ": "))

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter
 
 from .. import processing
 from ..schemas import ConvolveRequest, ConvolveSpec
-from .body import request_body_openapi
-from .deps import SettingsDep, WorkLimiterDep
-from .processing import handle
-from .responses import PROCESSING
+from .processing import OperationDocs, add_operations
 
 router = APIRouter(prefix="/convolve", tags=["convolve"])
 
@@ -35,28 +32,45 @@ EXAMPLES = {
             "mode": "codelab",
         },
     },
-    "preset-json": {
-        "summary": "A preset, answered as JSON",
-        "value": {"image": "ascent", "preset": "gaussian-5", "format": "json"},
+}
+
+SMALL = [[0, 0, 0, 0, 0], [0, 50, 100, 150, 0], [0, 100, 200, 250, 0], [0, 0, 0, 0, 0]]
+ARRAY_EXAMPLES = {
+    "preset": {
+        "summary": "sobel-x on a small `pixels` image",
+        "value": {"image": {"pixels": SMALL}, "preset": "sobel-x"},
+    },
+    "raw": {
+        "summary": "The lesson's Laplacian kept as float32 (`scale: raw`)",
+        "value": {
+            "image": {"pixels": SMALL},
+            "kernel": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
+            "scale": "raw",
+        },
+    },
+    "codelab": {
+        "summary": "The lesson's loop (codelab mode) on a small image",
+        "value": {
+            "image": {"pixels": SMALL},
+            "kernel": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+            "mode": "codelab",
+        },
     },
 }
 
 
-@router.post(
-    "",
-    summary="Convolve an image with a kernel",
-    response_class=Response,
-    responses=PROCESSING,
-    openapi_extra=request_body_openapi(ConvolveRequest, ConvolveSpec, EXAMPLES),
+add_operations(
+    router,
+    "convolve",
+    (ConvolveRequest, ConvolveSpec),
+    processing.convolve,
+    OperationDocs(
+        summary="Convolve an image with a kernel",
+        description="Apply a kernel (a matrix or a preset) times a weight to an image.\n\n"
+        "Standard mode is the cross-correlation `out[r, c] = weight * sum k[m, n] * "
+        "img[r + m - rows//2, c + n - cols//2]` with a border mode (`flip` for true "
+        "convolution); codelab mode is the lesson's loop bit for bit.",
+        examples=EXAMPLES,
+        array_examples=ARRAY_EXAMPLES,
+    ),
 )
-async def convolve(request: Request, settings: SettingsDep, limiter: WorkLimiterDep) -> Response:
-    """Apply a kernel (a matrix or a preset) times a weight to ascent or an uploaded image.
-
-    Standard mode is the cross-correlation `out[r, c] = weight * sum k[m, n] *
-    img[r + m - rows//2, c + n - cols//2]` with a border mode (`flip` for true convolution);
-    codelab mode is the lesson's loop bit for bit. The spec comes as JSON or as multipart
-    (`image` file + `spec` JSON text).
-    """
-    return await handle(
-        request, settings, limiter, (ConvolveRequest, ConvolveSpec), processing.convolve
-    )

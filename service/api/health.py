@@ -7,11 +7,12 @@ from fastapi.responses import JSONResponse
 
 from .. import lifecycle
 from ..schemas import Health
+from .responses import ok
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness")
+@router.get("/healthz", summary="Liveness", operation_id="getHealth", responses=ok("Alive."))
 async def healthz() -> Health:
     """The process answers: 200 while it runs."""
     return Health(status="ok")
@@ -20,7 +21,12 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     summary="Readiness",
-    responses={503: {"model": Health, "description": "Shutting down: send no new work."}},
+    operation_id="getReadiness",
+    response_model=Health,
+    responses={
+        **ok("Ready: takes work."),
+        503: {"model": Health, "description": "Shutting down: send no new work."},
+    },
 )
 async def readyz() -> JSONResponse:
     """200 when the worker takes work; 503 once it is shutting down."""

@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Response
 from .. import imaging
 from ..core.kernels import PRESETS, Preset
 from ..schemas import ErrorMessage, KernelInfo
+from .responses import UNPROCESSABLE, ok
 
 router = APIRouter(tags=["meta"])
 
@@ -20,7 +21,12 @@ def _info(preset: Preset) -> KernelInfo:
     )
 
 
-@router.get("/kernels", summary="List the preset kernels")
+@router.get(
+    "/kernels",
+    summary="List the preset kernels",
+    operation_id="listKernels",
+    responses=ok("Every preset kernel."),
+)
 def list_kernels() -> list[KernelInfo]:
     """Every preset: name, kernel, weight and a one-line description."""
     return [_info(preset) for preset in PRESETS.values()]
@@ -29,9 +35,22 @@ def list_kernels() -> list[KernelInfo]:
 @router.get(
     "/kernels/{name}",
     summary="One preset kernel",
-    responses={404: {"model": ErrorMessage, "description": "No preset has that name."}},
+    operation_id="getKernel",
+    responses={
+        **ok("The preset."),
+        404: {
+            "model": ErrorMessage,
+            "description": "No preset has that name.",
+            "content": {
+                "application/json": {
+                    "example": {"detail": "no preset named 'sobel'; see GET /kernels"}
+                }
+            },
+        },
+        **UNPROCESSABLE,
+    },
 )
-def read_kernel(name: str) -> KernelInfo:
+def get_kernel(name: str) -> KernelInfo:
     """The preset called `name`."""
     preset = PRESETS.get(name)
     if preset is None:
@@ -42,8 +61,14 @@ def read_kernel(name: str) -> KernelInfo:
 @router.get(
     "/images/ascent",
     summary="The built-in ascent picture",
+    operation_id="getAscentImage",
     response_class=Response,
-    responses={200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}},
+    responses={
+        200: {
+            **ok("The picture as PNG.")[200],
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
 )
 def ascent_image() -> Response:
     """The 512x512 8-bit grayscale ascent picture (scipy.misc.ascent) as PNG."""

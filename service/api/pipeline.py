@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter
 
 from .. import processing
 from ..config import Settings
 from ..imaging import Decoded
 from ..schemas import PipelineRequest, PipelineSpec
-from .body import request_body_openapi
-from .deps import SettingsDep, WorkLimiterDep
-from .processing import handle
-from .responses import PROCESSING
+from .processing import OperationDocs, add_operations
 
 router = APIRouter(prefix="/pipeline", tags=["pipeline"])
 
@@ -21,7 +18,6 @@ EXAMPLES = {
         "value": {
             "image": "ascent",
             "steps": [{"op": "convolve", "preset": "sobel-x"}, {"op": "pool", "size": 2}],
-            "format": "png",
         },
     },
     "codelab": {
@@ -50,18 +46,42 @@ EXAMPLES = {
     },
 }
 
+SMALL = [[0, 10, 20, 30], [40, 50, 60, 70], [80, 90, 100, 110], [120, 130, 140, 150]]
+ARRAY_EXAMPLES = {
+    "lesson": {
+        "summary": "sobel-x then 2x2 max on a small `pixels` image",
+        "value": {
+            "image": {"pixels": SMALL},
+            "steps": [{"op": "convolve", "preset": "sobel-x"}, {"op": "pool", "size": 2}],
+        },
+    },
+    "raw": {
+        "summary": "Laplacian as float32 (raw) into a 2x2 max, kept raw",
+        "value": {
+            "image": {"pixels": SMALL},
+            "steps": [
+                {"op": "convolve", "preset": "laplacian", "scale": "raw"},
+                {"op": "pool", "size": 2, "scale": "raw"},
+            ],
+        },
+    },
+}
+
 
 def _run(image: Decoded, spec: PipelineSpec, settings: Settings) -> Decoded:
     return processing.run_steps(image, spec.steps, settings)
 
 
-@router.post(
-    "",
-    summary="Run convolve/pool steps in order",
-    response_class=Response,
-    responses=PROCESSING,
-    openapi_extra=request_body_openapi(PipelineRequest, PipelineSpec, EXAMPLES),
+add_operations(
+    router,
+    "pipeline",
+    (PipelineRequest, PipelineSpec),
+    _run,
+    OperationDocs(
+        summary="Run convolve/pool steps in order",
+        description="Run the steps in order, each on the previous one's 8-bit output "
+        "(float32 after `raw`).",
+        examples=EXAMPLES,
+        array_examples=ARRAY_EXAMPLES,
+    ),
 )
-async def pipeline(request: Request, settings: SettingsDep, limiter: WorkLimiterDep) -> Response:
-    """Run the steps in order, each on the previous one's 8-bit output (float32 after `raw`)."""
-    return await handle(request, settings, limiter, (PipelineRequest, PipelineSpec), _run)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter
 
 from .. import processing
 from ..schemas import PoolRequest, PoolSpec
-from .body import request_body_openapi
-from .deps import SettingsDep, WorkLimiterDep
-from .processing import handle
-from .responses import PROCESSING
+from .processing import OperationDocs, add_operations
 
 router = APIRouter(prefix="/pool", tags=["pool"])
 
@@ -18,6 +15,9 @@ EXAMPLES = {
         "summary": "The lesson's 2x2 max pooling of ascent (512x512 -> 256x256)",
         "value": {"image": "ascent", "method": "max", "size": 2},
     },
+}
+
+ARRAY_EXAMPLES = {
     "avg-3x3-partial": {
         "summary": "3x3 average every 2 pixels, partial windows kept, as JSON",
         "value": {
@@ -26,23 +26,22 @@ EXAMPLES = {
             "size": 3,
             "stride": 2,
             "edge": "partial",
-            "format": "json",
         },
     },
 }
 
 
-@router.post(
-    "",
-    summary="Pool an image (max, avg or min)",
-    response_class=Response,
-    responses=PROCESSING,
-    openapi_extra=request_body_openapi(PoolRequest, PoolSpec, EXAMPLES),
+add_operations(
+    router,
+    "pool",
+    (PoolRequest, PoolSpec),
+    processing.pool_image,
+    OperationDocs(
+        summary="Pool an image (max, avg or min)",
+        description="Reduce each `size` window, every `stride` pixels, to its max, mean or "
+        "min.\n\n`edge: drop` keeps only the windows that fit; `partial` also reduces the "
+        "windows that run off the bottom/right edge over the pixels they cover.",
+        examples=EXAMPLES,
+        array_examples=ARRAY_EXAMPLES,
+    ),
 )
-async def pool(request: Request, settings: SettingsDep, limiter: WorkLimiterDep) -> Response:
-    """Reduce each `size` window, every `stride` pixels, to its max, mean or min.
-
-    `edge: drop` keeps only the windows that fit; `partial` also reduces the windows that run
-    off the bottom/right edge over the pixels they cover.
-    """
-    return await handle(request, settings, limiter, (PoolRequest, PoolSpec), processing.pool_image)

@@ -1,29 +1,61 @@
 """The one request path every processing endpoint shares.
 
-router -> ``read_request`` (event loop: bytes, limits, content type) -> worker thread:
-``parse_spec`` -> ``resolve_image`` (decode, limits first) -> the operation (core) ->
-``render`` (encode) -> ``Response``; ``Connection: close`` on it when this worker is busier than
-a sibling (:mod:`service.balancing`).
+router -> ``acceptable`` (406 before the body is read) -> ``read_request`` (event loop: bytes,
+limits, content type) -> worker thread: ``parse_spec`` -> the answer's media type (``Accept``,
+then the spec's ``format``) -> ``resolve_image`` (decode, limits first) -> the operation (core)
+-> ``render`` (encode) -> ``Response``; ``Connection: close`` on it when this worker is busier
+than a sibling (:mod:`service.balancing`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from fastapi import Request, Response
+from fastapi import APIRouter, Request, Response
 
 from .. import processing
 from ..concurrency import WorkLimiter
 from ..config import Settings
+from ..errors import SpecError
 from ..imaging import Decoded
 from ..observability import annotate, count_connection_release
-from ..schemas import OutputSpec
-from .body import RawRequest, parse_spec, read_request
+from ..schemas import MEDIA_TYPES, OutputFormat, OutputSpec
+from .body import JSON, MULTIPART, RawRequest, parse_spec, read_request, request_body_openapi
+from .deps import SettingsDep, WorkLimiterDep
+from .negotiation import acceptable, allows, choose
+from .responses import processing_responses
 
 S = TypeVar("S", bound=OutputSpec)
 CLOSE_CONNECTION = {"Connection": "close"}
 Operation = Callable[[Decoded, S, Settings], Decoded]
+FORMATS: dict[str, OutputFormat] = {media: fmt for fmt, media in MEDIA_TYPES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One documented operation of an endpoint: its path suffix, request and answer types."""
+
+    suffix: str
+    operation_suffix: str
+    encodings: tuple[str, ...]
+    answers: tuple[str, ...]
+    legacy_json: bool = False
+    """``format: json`` answers JSON (the endpoint's behaviour before the split)."""
+
+
+BINARY_ANSWERS = (MEDIA_TYPES["png"], MEDIA_TYPES["npy"])
+JSON_ANSWER = (MEDIA_TYPES["json"],)
+
+VARIANTS = (
+    # The endpoint itself also takes multipart and answers JSON for `format: json`, as it
+    # always has; its document shows the JSON body and the binary answers, so that every
+    # generator gets one request and one answer type per method.
+    Variant("", "", (JSON, MULTIPART), BINARY_ANSWERS, legacy_json=True),
+    Variant("/array", "Array", (JSON,), JSON_ANSWER),
+    Variant("/upload", "Upload", (MULTIPART,), BINARY_ANSWERS),
+)
 
 
 async def handle(
@@ -32,16 +64,22 @@ async def handle(
     limiter: WorkLimiter,
     models: tuple[type[S], type[S]],
     operation: Operation[S],
+    variant: Variant,
 ) -> Response:
     """Read the request, run ``operation`` in a bounded worker thread, answer its encoding."""
+    accept = request.headers.get("accept")
+    candidates = acceptable(accept, variant.answers)
+    if variant.legacy_json and allows(accept, MEDIA_TYPES["json"]):
+        candidates = (*candidates, MEDIA_TYPES["json"])
     with limiter.admit():
-        raw = await read_request(request, settings)
-        body, media_type = await limiter.run(_work, raw, settings, models, operation)
+        raw = await read_request(request, settings, variant.encodings)
+        body, media_type = await limiter.run(_work, raw, settings, models, operation, candidates)
         release = limiter.should_release_connection()
     if release:
         count_connection_release()
         annotate(connection="close")
-    return Response(body, media_type=media_type, headers=CLOSE_CONNECTION if release else None)
+    headers = {"Vary": "Accept", **(CLOSE_CONNECTION if release else {})}
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def _work(
@@ -49,10 +87,80 @@ def _work(
     settings: Settings,
     models: tuple[type[S], type[S]],
     operation: Operation[S],
+    candidates: tuple[str, ...],
 ) -> tuple[bytes, str]:
     spec, ref, upload = parse_spec(raw, models[0], models[1], settings)
+    media_type = choose(candidates, MEDIA_TYPES[spec.format])
+    scale, loc = spec.output_scale()
+    if scale == "raw" and media_type == MEDIA_TYPES["png"]:
+        raise SpecError(
+            loc,
+            "`scale: raw` gives float32 values, which a PNG cannot carry: ask for JSON "
+            "(`format: json`, or the `/array` operation) or .npy (`format: npy` or "
+            "`Accept: application/x-npy`)",
+        )
     image = processing.resolve_image(ref, upload, settings)
     annotate(image=f"{image.width}x{image.height}x{image.channels}")
     result = operation(image, spec, settings)
     del image  # the decoded input is not needed for the encode: its memory can go first
-    return processing.render(result, spec.format, settings)
+    return processing.render(result, FORMATS[media_type], settings)
+
+
+def add_operations(
+    router: APIRouter,
+    name: str,
+    models: tuple[type[S], type[S]],
+    operation: Operation[S],
+    docs: OperationDocs,
+) -> None:
+    """Add one POST route per ``VARIANTS`` entry, each documented with one request encoding."""
+    for variant in VARIANTS:
+        encoding = variant.encodings[0]
+        model = models[0] if encoding == JSON else models[1]
+        examples = docs.array_examples if variant.answers == JSON_ANSWER else docs.examples
+        router.add_api_route(
+            variant.suffix,
+            _endpoint(models, operation, variant),
+            methods=["POST"],
+            name=f"{name}{variant.operation_suffix}",
+            operation_id=f"{name}{variant.operation_suffix}",
+            summary=docs.summary + _SUMMARIES[variant.operation_suffix],
+            description=docs.description + _DESCRIPTIONS[variant.operation_suffix],
+            response_class=Response,
+            responses=processing_responses(variant.answers),
+            openapi_extra=request_body_openapi(model, encoding, examples),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OperationDocs:
+    """What the OpenAPI document says about an endpoint's operations."""
+
+    summary: str
+    description: str
+    examples: dict[str, dict[str, Any]]
+    array_examples: dict[str, dict[str, Any]]
+
+
+_SUMMARIES = {"": "", "Array": " (JSON array answer)", "Upload": " (uploaded image file)"}
+_DESCRIPTIONS = {
+    "": "\n\nThe body is the JSON spec; the answer is PNG or, with `Accept: application/x-npy` "
+    "(or `format: npy`), a NumPy .npy file. Kept for existing callers and not shown here: this "
+    "path also takes the multipart body of `/upload`, and answers the JSON of `/array` for "
+    "`format: json`.",
+    "Array": "\n\nThe body is the JSON spec; the answer is the JSON array and its statistics.",
+    "Upload": "\n\nThe body is multipart: an `image` file part (omitted: ascent) and a `spec` "
+    "part (JSON text, the spec without `image`); the answer is PNG or, with "
+    "`Accept: application/x-npy` (or `format: npy`), a NumPy .npy file.",
+}
+
+
+def _endpoint(
+    models: tuple[type[S], type[S]], operation: Operation[S], variant: Variant
+) -> Callable[..., Awaitable[Response]]:
+    async def endpoint(
+        request: Request, settings: SettingsDep, limiter: WorkLimiterDep
+    ) -> Response:
+        return await handle(request, settings, limiter, models, operation, variant)
+
+    return endpoint

@@ -872,7 +872,8 @@ def _correlate_plane(
     if plan.method == "direct" and not plan.first:
         out[...] = 0.0
         return
-    source = _Source(plane, pads, border, fill, plan.work)
+    # Only `constant` reads `fill`; elsewhere it may not fit an integer work type.
+    source = _Source(plane, pads, border, fill if border == "constant" else 0.0, plan.work)
     if plan.method == "fft":
         total = rows - kr + 1 if border in ("keep", "valid") else rows
         _fft_plane(source, (start, stop, total), out, plan, scale, ws)

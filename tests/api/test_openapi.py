@@ -20,15 +20,24 @@ def test_committed_openapi_matches_app() -> None:
 
 
 @pytest.mark.parametrize("path", ["/convolve", "/pool", "/pipeline"])
-def test_processing_endpoints_document_both_encodings(path: str) -> None:
-    operation = openapi_document()["paths"][path]["post"]
-    content = operation["requestBody"]["content"]
-    assert set(content) == {"application/json", "multipart/form-data"}
-    assert content["application/json"]["examples"], "worked examples are shown in /docs"
-    assert "spec" in content["multipart/form-data"]["schema"]["properties"]
-    responses = operation["responses"]
-    assert set(responses["200"]["content"]) == {"image/png", "application/json"}
-    assert {"400", "413", "415", "422", "503"} <= set(responses)
+def test_processing_endpoints_document_one_encoding_per_operation(path: str) -> None:
+    paths = openapi_document()["paths"]
+    for suffix, request, answers in (
+        ("", "application/json", ["image/png", "application/x-npy"]),
+        ("/array", "application/json", ["application/json"]),
+        ("/upload", "multipart/form-data", ["image/png", "application/x-npy"]),
+    ):
+        operation = paths[path + suffix]["post"]
+        content = operation["requestBody"]["content"]
+        assert list(content) == [request]
+        assert content[request]["examples"], "worked examples are shown in /docs"
+        responses = operation["responses"]
+        assert list(responses["200"]["content"]) == answers
+        assert {"400", "401", "406", "413", "415", "422", "503"} <= set(responses)
+        assert operation["operationId"] == path[1:] + suffix.title().replace("/", "")
+    spec = paths[path + "/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert spec["schema"]["properties"]["spec"]["$ref"].endswith("Spec")
+    assert spec["encoding"] == {"spec": {"contentType": "application/json"}}
 
 
 def test_convolve_examples_cover_the_lesson_filters() -> None:

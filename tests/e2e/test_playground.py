@@ -25,10 +25,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import decode_png
+from tests.conftest import decode_png, png_bytes
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Page
+    from playwright.sync_api import BrowserContext, Locator, Page
 from tests.servers import Server, free_port, running_server, uvicorn_args
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -571,19 +571,14 @@ def test_swagger_try_it_out_renders_png(
     page: Page, server: Server, tmp_path: Path, requests_seen: list[str]
 ) -> None:
     page.goto(f"{server.base_url}/docs")
-    operation = page.locator("#operations-convolve-convolve_convolve_post")
+    operation = page.locator("#operations-convolve-convolve")
     operation.locator(".opblock-summary").click()
     try_it = operation.locator("button.try-out__btn")
     if try_it.count() and "Try it out" in try_it.inner_text():
         try_it.click()
     body = operation.locator("textarea.body-param__text")
     assert json.loads(body.input_value())["image"] == "ascent"
-    operation.locator("button.execute").click()
-    image = operation.locator(".live-responses-table img")
-    image.wait_for()
-    page.wait_for_function(
-        "(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle()
-    )
+    image = _execute_shows_image(page, operation)
     assert image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [512, 512]
     assert (
         "200"
@@ -624,3 +619,26 @@ def test_kernel_sum_says_what_happens_to_flat_areas(
     page.fill("#weight", "2")
     gain = "18" if preset == "box-3" else "0"  # box-3: nine 1s
     assert page.inner_text("#kernel-sum").startswith(f"Sum \u00d7 weight = {gain}:")
+
+
+def test_swagger_try_it_out_uploads_a_file(page: Page, server: Server, tmp_path: Path) -> None:
+    """The multipart operation: Swagger sends `spec` as an application/json part with a file."""
+    upload = tmp_path / "small.png"
+    upload.write_bytes(png_bytes(np.arange(48, dtype=np.uint8).reshape(6, 8)))
+    page.goto(f"{server.base_url}/docs")
+    operation = page.locator("#operations-pool-poolUpload")
+    operation.locator(".opblock-summary").click()
+    operation.locator('input[type="file"]').set_input_files(str(upload))
+    image = _execute_shows_image(page, operation)
+    assert image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [4, 3]
+
+
+def _execute_shows_image(page: Page, operation: Locator) -> Locator:
+    """Click Swagger's Execute; the answer's image once it has loaded."""
+    operation.locator("button.execute").click()
+    image = operation.locator(".live-responses-table img")
+    image.wait_for()
+    page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+    )
+    return image
