@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         "huffman",
         description="zlib strategy of PNG output; 'huffman' is fastest at nearly the best size.",
     )
+    max_json_values: int = Field(
+        4 * 1024 * 1024,
+        ge=1,
+        description="Most values (height x width x channels) in a JSON array answer (422 "
+        "beyond: ask for .npy or PNG). Bounds the memory of serialising a large result.",
+    )
     png_encoder: Literal["libdeflate", "libpng"] = Field(
         "libdeflate",
         description="PNG encoder. 'libdeflate': PNG framing here around libdeflate's zlib "

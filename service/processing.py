@@ -204,6 +204,13 @@ def render(result: Decoded, fmt: OutputFormat, settings: Settings) -> tuple[byte
             buffer = io.BytesIO()
             np.save(buffer, np.ascontiguousarray(pixels), allow_pickle=False)
             return buffer.getvalue(), "application/x-npy"
+        if pixels.size > settings.max_json_values:
+            raise SpecError(
+                ("body", "format"),
+                f"a JSON answer holds at most {settings.max_json_values:,} values and this "
+                f"result has {pixels.size:,}; ask for a .npy file (Accept: application/x-npy "
+                "or format npy) or a PNG",
+            )
         document = {
             "width": int(pixels.shape[1]),
             "height": int(pixels.shape[0]),

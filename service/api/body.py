@@ -20,7 +20,13 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from ..config import Settings
-from ..errors import BodyTimeoutError, PayloadTooLargeError, SpecError, UnsupportedMediaError
+from ..errors import (
+    BodyTimeoutError,
+    OverloadedError,
+    PayloadTooLargeError,
+    SpecError,
+    UnsupportedMediaError,
+)
 from ..observability import count_rejection
 from ..schemas import ImageRef, OutputSpec, validation_context
 
@@ -99,6 +105,11 @@ async def _read_multipart(request: Request, body: bytes) -> RawRequest:
     replayed = Request(request.scope, receive=replay)
     try:
         form = await replayed.form(max_files=2, max_fields=4)
+    except OSError as exc:  # spooling the parts to the temporary directory failed: ours
+        raise OverloadedError(
+            "no room to receive the upload right now; retry later",
+            headers={"Retry-After": "1"},
+        ) from exc
     except Exception as exc:  # python-multipart and Starlette raise several types
         raise SpecError(("body",), f"the multipart body cannot be parsed: {exc}") from exc
     try:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+from starlette.requests import Request
 
 from service.main import create_app
 from tests.conftest import make_settings, png_bytes
@@ -388,3 +390,46 @@ def test_body_slower_than_the_body_timeout_is_408_and_frees_its_admission(path: 
     assert limiter._admitted == 0
     after = REGISTRY.get_sample_value("imgfilter_rejections_total", {"reason": "slow_body"})
     assert (after or 0) - (before or 0) == 1
+
+
+@pytest.mark.parametrize("path", ["/convolve/array", "/pool/array", "/pipeline/array"])
+def test_json_answer_over_max_json_values_is_422(
+    make_client: Callable[..., TestClient], path: str
+) -> None:
+    body = {"preset": "sobel-x"} if path.startswith("/convolve") else {}
+    if path.startswith("/pipeline"):
+        body = {"steps": [{"op": "convolve", "preset": "sobel-x"}]}
+    pool = {"size": 1} if path.startswith("/pool") else {}
+    client = make_client(max_json_values=512 * 512 - 1)  # ascent's answer has 512 * 512 values
+    response = client.post(path, json={"image": "ascent", **body, **pool})
+    assert response.status_code == 422
+    issue = response.json()["detail"][0]
+    assert issue["loc"] == ["body", "format"]
+    assert "262,144" in issue["msg"]
+    assert "npy" in issue["msg"]
+    at_limit = make_client(max_json_values=512 * 512)
+    assert at_limit.post(path, json={"image": "ascent", **body, **pool}).status_code == 200
+
+
+def test_json_bound_leaves_npy_and_png_alone(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(max_json_values=1)
+    spec = {"image": "ascent", "preset": "sobel-x"}
+    assert client.post("/convolve", json=spec).status_code == 200
+    npy = client.post("/convolve", json=spec, headers={"Accept": "application/x-npy"})
+    assert npy.status_code == 200
+
+
+def test_no_room_to_spool_an_upload_is_503_not_a_client_error(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def full_disk(*_: object, **__: object) -> object:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Request, "form", full_disk)
+    response = client.post(
+        "/convolve/upload",
+        files={"spec": (None, '{"preset": "sobel-x"}')},
+    )
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert "retry later" in response.json()["detail"]
