@@ -21,9 +21,9 @@ are also compared (max difference relative to scipy's largest magnitude) so a fa
 answer cannot go unnoticed. The environment is left as it is (no thread variables set);
 the table header records library versions and the CPU.
 
-README: the markdown table replaces whatever is between ``<!-- bench:core:start -->`` and
-``<!-- bench:core:end -->`` in README.md when both markers exist (``--no-readme`` only
-prints). The whole run takes about a minute, most of it scipy's 31x31 kernels on 4096x4096.
+docs/performance.md: the markdown table replaces whatever is between
+``<!-- bench:core:start -->`` and ``<!-- bench:core:end -->`` there when both markers exist
+(``--no-doc`` only prints; ``--doc PATH`` writes another file). The whole run takes about a minute, most of it scipy's 31x31 kernels on 4096x4096.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from tests.lesson_reference import lesson_convolve_3x3, lesson_max_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 ASCENT_PATH = ROOT / "service" / "data" / "ascent.png"
-README = ROOT / "README.md"
+DOC = ROOT / "docs" / "performance.md"
 START, END = "<!-- bench:core:start -->", "<!-- bench:core:end -->"
 BUDGET_S = 0.4  # time spent repeating one measurement (after the first run)
 MAX_REPEATS = 2000  # sub-millisecond cases need many runs on a shared, noisy machine
@@ -296,16 +296,16 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def write_readme(table: str, readme: Path = README) -> bool:
-    """Put ``table`` between the bench markers of ``readme``; False if they are missing."""
-    if not readme.exists():
+def write_doc(table: str, doc: Path = DOC) -> bool:
+    """Put ``table`` between the bench markers of ``doc``; False if they are missing."""
+    if not doc.exists():
         return False
-    text = readme.read_text(encoding="utf-8")
+    text = doc.read_text(encoding="utf-8")
     pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
     if not pattern.search(text):
         return False
     new = pattern.sub(lambda _: f"{START}\n{table}{END}", text, count=1)
-    readme.write_text(new, encoding="utf-8")
+    doc.write_text(new, encoding="utf-8")
     return True
 
 
@@ -314,8 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.core", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "--no-readme", action="store_true", help="print only; leave README.md untouched"
+        "--no-doc", action="store_true", help="print only; leave docs/performance.md untouched"
     )
+    parser.add_argument("--doc", type=Path, default=DOC, help="the page holding the markers")
     args = parser.parse_args(argv)
 
     def say(msg: str) -> None:
@@ -336,11 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     for t in checks:
         print(f"{t.verdict}  {t.text}: {fmt_ratio(t.value)}")
     say(f"bench took {time.perf_counter() - started:.0f} s")
-    if not args.no_readme:
-        if write_readme(table):
-            say(f"wrote the table into {README.name} between {START} and {END}")
+    if not args.no_doc:
+        if write_doc(table, args.doc):
+            say(f"wrote the table into {args.doc} between {START} and {END}")
         else:
-            say(f"{README.name} has no {START} ... {END} markers: printed only")
+            say(f"{args.doc} has no {START} ... {END} markers: printed only")
     return 0
 
 

@@ -26,7 +26,8 @@ What it does
 5. Scale-out: Sobel -> PNG at 8 connections with 1 worker, against the 2-worker figure, and
    the per-core projection for 4 replicas.
 6. Prints the table and PASS/FAIL per target of issue 4; writes the table between
-   ``<!-- bench:load:start -->`` and ``<!-- bench:load:end -->`` in README.md if present, and
+   ``<!-- bench:load:start -->`` and ``<!-- bench:load:end -->`` in docs/performance.md (or
+   ``--doc PATH``) if present, and
    the raw numbers to ``bench/results/load.json``.
 
 Exit status: 0 when every target holds, 1 otherwise (2 for a setup failure).
@@ -651,7 +652,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cases", default="", help="comma-separated case keys (default all)")
     parser.add_argument("--no-scaleout", action="store_true", help="skip the 1-worker run")
     parser.add_argument("--python-client", action="store_true", help="use the asyncio client")
-    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    parser.add_argument(
+        "--doc",
+        type=Path,
+        default=REPO / "docs" / "performance.md",
+        help="the page whose bench:load markers receive the table",
+    )
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "load.json")
     args = parser.parse_args(argv)
 
@@ -942,13 +948,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     passed = all(ok for _, ok, _ in verdicts)
     print(f"\nOVERALL: {'PASS' if passed else 'FAIL'}")
 
-    if args.readme.exists():
-        text = args.readme.read_text()
+    if args.doc.exists():
+        text = args.doc.read_text()
         if MARK_START in text and MARK_END in text:
             head, rest = text.split(MARK_START, 1)
             _, tail = rest.split(MARK_END, 1)
-            args.readme.write_text(f"{head}{MARK_START}\n{table}\n{MARK_END}{tail}")
-            print(f"table written to {args.readme}")
+            args.doc.write_text(f"{head}{MARK_START}\n{table}\n{MARK_END}{tail}")
+            print(f"table written to {args.doc}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(

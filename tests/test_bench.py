@@ -29,8 +29,8 @@ def _run(module: str, *args: str, timeout: float) -> subprocess.CompletedProcess
 
 
 def test_loadbench_runs_and_writes_its_table(tmp_path: Path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text("before\n<!-- bench:load:start -->\nold\n<!-- bench:load:end -->\nafter\n")
+    doc = tmp_path / "performance.md"
+    doc.write_text("before\n<!-- bench:load:start -->\nold\n<!-- bench:load:end -->\nafter\n")
     raw = tmp_path / "load.json"
     done = _run(
         "bench.load",
@@ -39,13 +39,13 @@ def test_loadbench_runs_and_writes_its_table(tmp_path: Path) -> None:
         "--cases=healthz,pool",
         "--no-scaleout",
         "--python-client",
-        f"--readme={readme}",
+        f"--doc={doc}",
         f"--json={raw}",
         timeout=180,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "OVERALL: PASS" in done.stdout
-    text = readme.read_text()
+    text = doc.read_text()
     assert text.startswith("before\n<!-- bench:load:start -->\n")
     assert text.endswith("<!-- bench:load:end -->\nafter\n")
     assert "old" not in text
