@@ -1,4 +1,4 @@
-"""docker-compose.yml for real, with the commands the README and deploy/README.md give.
+"""docker-compose.yml for real, with the commands docs/operations.md and deploy/README.md give.
 
 One replica, then four behind nginx: requests spread over all four, a replica killed under load
 costs at most 1% of requests and nothing hangs; the request ID and client address agree
@@ -50,9 +50,9 @@ SOBEL = {"preset": "sobel-x"}
 
 
 def documented_commands() -> list[str]:
-    """The ``docker compose ...`` lines of the README and deploy/README.md (code blocks)."""
+    """The ``docker compose ...`` lines of docs/operations.md and deploy/README.md (code blocks)."""
     commands = []
-    for path in (ROOT / "README.md", ROOT / "deploy" / "README.md"):
+    for path in (ROOT / "docs" / "operations.md", ROOT / "deploy" / "README.md"):
         for block in re.findall(r"```sh\n(.*?)```", path.read_text(), re.DOTALL):
             for line in block.splitlines():
                 command = line.split("#", 1)[0].strip()
