@@ -23,7 +23,8 @@ the table header records library versions and the CPU.
 
 docs/performance.md: the markdown table replaces whatever is between
 ``<!-- bench:core:start -->`` and ``<!-- bench:core:end -->`` there when both markers exist
-(``--no-doc`` only prints; ``--doc PATH`` writes another file). The whole run takes about a minute, most of it scipy's 31x31 kernels on 4096x4096.
+(``--no-doc`` only prints; ``--doc PATH`` writes another file). The whole run takes about a
+minute, most of it scipy's 31x31 kernels on 4096x4096.
 """
 
 from __future__ import annotations

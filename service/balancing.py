@@ -3,10 +3,9 @@
 Each worker listens on its own ``SO_REUSEPORT`` socket (:mod:`service.server`), and the
 kernel gives a new connection to one of them by a hash of its addresses, blind to load.
 Keep-alive clients (benchmarks, SDKs, a proxy's upstream pool) stay where they landed: 8
-connections over 2 workers split 4/4 27 % of the time, 3/5 44 %, 2/6 22 %, 1/7 5 %
-(binomial), and at 2/6 one worker queues six requests while the other idles. Measured here
-(issue 4, Sobel -> PNG at 8 connections, 12 runs of 5 s): p99 12-19 ms, the spread being the
-split of the run.
+connections over 2 workers split binomially (4/4 with probability C(8,4)/2**8, about 27 %),
+and at 2/6 one worker queues six requests while the other idles. The measurements before
+and after: docs/decisions/0002-load-board.md.
 
 A server cannot move a connection, but it can end one: a worker busier than a sibling
 answers ``Connection: close``, the client reconnects, and the kernel hashes the new

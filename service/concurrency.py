@@ -122,8 +122,8 @@ class WorkLimiter:
         # The slot goes back on the event loop once the thread is done. Only a thread the caller
         # abandoned (504, or a cancelled request) hands it back itself, when it finishes: the
         # cap keeps bounding CPU and memory. (Releasing through a blocking
-        # ``anyio.from_thread.run_sync`` in every thread cost ~60 us and a loop round trip per
-        # request; measured in issue 4.)
+        # ``anyio.from_thread.run_sync`` in every thread would cost a loop round trip per
+        # request; docs/performance.md.)
         lock = threading.Lock()
         finished = abandoned = False
 

@@ -107,14 +107,13 @@ class Settings(BaseSettings):
     png_encoder: Literal["libdeflate", "libpng"] = Field(
         "libdeflate",
         description="PNG encoder. 'libdeflate': PNG framing here around libdeflate's zlib "
-        "stream, ~2x faster than libpng's zlib at level 1 (filters none/sub/up; 'auto' takes "
-        "'up' for Paeth; png_strategy does not apply); 'libpng': libpng through imagecodecs.",
+        "stream (filters none/sub/up; 'auto' takes 'up' for Paeth; png_strategy does not "
+        "apply); 'libpng': libpng through imagecodecs. Timings: docs/performance.md.",
     )
     png_filter: Literal["auto", "none", "sub", "up", "avg", "paeth", "adaptive"] = Field(
         "auto",
         description="PNG row filter. 'auto': 'none' when a quarter or more of the bytes are 0 "
-        "(edge maps), else 'paeth'; both are about 2x faster than 'adaptive' (per-row choice, "
-        "Pillow's) at a size within a few percent or smaller.",
+        "(edge maps), else 'paeth'; 'adaptive' chooses per row (Pillow's way), the slowest.",
     )
 
     # --- work bounds -----------------------------------------------------------------------

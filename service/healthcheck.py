@@ -4,7 +4,7 @@ The container healthcheck (Dockerfile ``HEALTHCHECK``, compose ``healthcheck``).
 address the server binds from ``IMGFILTER_HOST`` and ``IMGFILTER_PORT`` (defaults
 ``127.0.0.1`` and ``8000``, as :class:`service.config.Settings`), so it follows the server
 to another port. A wildcard host (``0.0.0.0``, ``::`` or empty) is checked on the loopback
-address of its family. Standard library only, so a check starts in ~20 ms: exit 0 on a 2xx
+address of its family. Standard library only, so a check starts quickly: exit 0 on a 2xx
 answer within ``timeout`` seconds (2), else 1 with the reason on stderr.
 """
 

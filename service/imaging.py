@@ -20,8 +20,8 @@ Decoding rules (limits first):
   truncated.
 
 A plain PNG (8-bit gray, gray + alpha, RGB or RGBA, not interlaced, no transparency, EXIF,
-animation or ICC chunk: see `_is_plain_png`) is decoded by libpng through imagecodecs, 1.7x
-faster than Pillow (1024 x 1024 RGB: 12 vs 21 ms) to the same pixels. A plain JPEG (L or
+animation or ICC chunk: see `_is_plain_png`) is decoded by libpng through imagecodecs, to
+the same pixels as Pillow (docs/decisions/0004-imagecodecs.md). A plain JPEG (L or
 RGB, not turned by EXIF, ending with EOI: see `_is_plain_jpeg`) is decoded by libjpeg-turbo
 through imagecodecs at full size (never draft mode), to the pixels Pillow's libjpeg-turbo
 gives, straight into the array: Pillow needs about 3 copies of the image on the way
@@ -52,7 +52,7 @@ ACCEPTED_FORMATS: Final = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"
 # zlib strategies (Z_DEFAULT_STRATEGY, Z_FILTERED, Z_HUFFMAN_ONLY, Z_RLE).
 PNG_STRATEGIES: Final = {"default": 0, "filtered": 1, "huffman": 2, "rle": 3}
 # PNG row filters libpng may apply before deflate; "adaptive" tries all five on every row and
-# keeps the smallest (libpng's and Pillow's default heuristic, about 1.5x the encode time).
+# keeps the smallest (libpng's and Pillow's default heuristic, the slowest choice).
 _FILTER = imagecodecs.PNG.FILTER
 PNG_FILTERS: Final = {
     "none": _FILTER.NONE,
@@ -356,13 +356,12 @@ def encode_png(
 
     The colour type follows the channels (gray, gray + alpha, RGB, RGBA), 8 bits each.
     ``compress_level`` (0..9), the zlib ``strategy`` (``PNG_STRATEGIES``) and the row filter
-    (``PNG_FILTERS`` or ``"auto"``) trade size for speed; see the README's settings table.
+    (``PNG_FILTERS`` or ``"auto"``) trade size for speed; see docs/operations.md (settings)
+    and docs/performance.md (sizes and times).
 
     ``"auto"`` picks one filter for the whole image: ``"none"`` when at least a quarter of the
-    bytes are 0 (edge maps: a clamped Sobel or Laplacian result is ~58 % zeros), else
-    ``"paeth"`` (photos, blurs). Measured on ascent's filter outputs, no filter is then 13-30 %
-    smaller and 10-20 % faster than Paeth, and Paeth is 1.6-2x smaller than no filter on
-    smooth images; the count costs one pass over the bytes.
+    bytes are 0 (edge maps, such as a clamped Sobel or Laplacian result), else ``"paeth"``
+    (photos, blurs); the count costs one pass over the bytes.
 
     ``encoder="libdeflate"`` frames the PNG here (signature, IHDR, one IDAT, IEND, CRC-32
     each) around a zlib stream from libdeflate at ``compress_level`` (``strategy`` does not
@@ -370,9 +369,8 @@ def encode_png(
     ``"up"`` where libpng would take Paeth). Any other filter goes through libpng.
 
     ``encoder="libpng"`` is libpng through imagecodecs, not Pillow: Pillow always picks each row's
-    filter adaptively (all five tried per row) and offers no way to fix it, which made its best
-    setting (level 1, Huffman-only) take 4.5 ms for the 512 x 512 Sobel result against 1.9 ms
-    here, at a smaller size (issue 4's measurements).
+    filter adaptively (all five tried per row) and offers no way to fix it
+    (docs/decisions/0004-imagecodecs.md).
     """
     if pixels.dtype != np.uint8:
         raise TypeError(f"encode_png takes np.uint8 pixels, got {pixels.dtype}")

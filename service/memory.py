@@ -3,12 +3,9 @@
 glibc keeps memory that requests freed: large arrays are allocated from the heap once its
 dynamic mmap threshold has risen (it rises to the size of the largest block freed, up to 32
 MiB), and a heap only shrinks from its top. After a burst of large uploads a worker's RSS
-therefore stays at the burst's high-water mark. Measured here: 16 threads each decoding,
-filtering and encoding 1024x1024 RGB uploads left 362-418 MiB resident against 56-76 MiB
-live; ``malloc_trim(0)`` returned the difference in 8-16 ms. In the service the step is
-smaller (one operation per worker at a time, but up to ``max_concurrency + max_queue`` bodies
-held) yet random: in issue 4's load benchmark one worker stepped from 92 to 139 MiB in the
-upload block at 32 connections and stayed there.
+therefore stays at the burst's high-water mark, up to ``max_concurrency`` operations and
+``max_concurrency + max_queue`` bodies' worth (measurements:
+docs/decisions/0003-idle-heap-trimming.md).
 
 :class:`IdleTrimmer` trims when the worker has no admitted request left, at most once a
 second, and only when RSS grew by ``threshold`` bytes since the last trim, so steady traffic

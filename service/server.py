@@ -8,9 +8,7 @@ What it sets up, and why:
   ``TCP_NODELAY`` only on sockets whose ``proto`` is ``IPPROTO_TCP``
   (``asyncio.base_events._set_nodelay``), so accepted connections keep Nagle's algorithm on;
   uvicorn writes a response's head and body in two ``send`` calls, and the body then waits
-  for the client's delayed ACK, ~40 ms. Measured here (``wrk``, ``GET /healthz`` of this app,
-  asyncio loop, 1 / 8 connections): ``uvicorn --workers 2`` 23 / 184 req/s against 7,000 /
-  7,400 with one worker; this module with 2 workers 7,100 / 11,600. uvloop sets
+  for the client's delayed ACK (docs/decisions/0001-own-supervisor-reuseport.md). uvloop sets
   ``TCP_NODELAY`` on every accepted connection itself, so with uvloop (installed by
   ``uvicorn[standard]``, chosen by ``loop="auto"``) the trap does not show; with the asyncio
   loop, or where uvloop is absent (it is not built for every platform), it does.
@@ -133,11 +131,9 @@ class WorkerSockets(list[socket.socket]):
     """The listening socket of one worker: its own ``SO_REUSEPORT`` socket on the address.
 
     With one socket shared by all workers, whichever worker wakes first accepts a whole burst
-    of connections, and keep-alive clients stay where they landed: measured here, 32
-    connections over 2 workers split 32/0, 30/2, 27/5, so one worker did nearly all the work
-    (Sobel -> JSON at 32 connections: 338 req/s against 618 with one socket per worker). With
-    a socket per worker the kernel spreads connections by a hash of their addresses (15/17,
-    14/18, 13/19). The supervisor hands this object to every worker; unpickling it *in the
+    of connections, and keep-alive clients stay where they landed, so one worker can do nearly
+    all the work. With a socket per worker the kernel spreads connections by a hash of their
+    addresses. The supervisor hands this object to every worker; unpickling it *in the
     worker* binds that worker's socket, so a replacement worker binds its own and a dead
     worker's socket closes with it (no listening socket is left without a worker). The
     supervisor keeps an ``anchor`` bound to the address with ``SO_REUSEPORT`` (not listening,
@@ -167,8 +163,8 @@ def die_with_parent(parent: int, signum: int = signal.SIGTERM) -> bool:
     """Have the kernel send ``signum`` to this process when its parent ``parent`` dies.
 
     A worker outliving a SIGKILLed supervisor (the OOM killer, ``kill -9``) would keep its
-    ``SO_REUSEPORT`` socket and serve on with nobody to restart or stop it; measured here, a
-    test that killed its supervisor left 40 such workers idling. ``prctl(PR_SET_PDEATHSIG)``
+    ``SO_REUSEPORT`` socket and serve on with nobody to restart or stop it.
+    ``prctl(PR_SET_PDEATHSIG)``
     makes the kernel signal the worker instead (SIGTERM: uvicorn drains and exits). If the
     parent is already gone when this runs (reparented), the signal is sent at once. Linux only;
     returns False where ``prctl`` is missing.
@@ -258,10 +254,9 @@ def cap_malloc_arenas(default: int = 2) -> None:
 
     glibc gives threads up to 8 arenas per CPU, and each keeps the memory freed into it; as
     worker threads come and go (anyio retires idle ones after 10 s) new arenas fill up and a
-    worker's RSS climbs with no leak: measured here over six passes of the load benchmark's
-    cases at 32 connections, 106 -> 226 MiB, against a flat 106-136 MiB with 2 arenas, at no
-    cost in CPU per request (issue 4). (``MALLOC_MMAP_THRESHOLD_=262144`` keeps RSS flatter,
-    ~80 MiB, but costs 25-40 % more CPU per request.) The environment variable reaches the
+    worker's RSS climbs with no leak. ``MALLOC_MMAP_THRESHOLD_`` is left to the operator (the
+    measurements of both: docs/decisions/0003-idle-heap-trimming.md). The environment variable
+    reaches the
     spawned workers; ``mallopt`` applies it to this process (one worker). An operator's own
     ``MALLOC_ARENA_MAX`` wins; other C libraries ignore it.
     """

@@ -1,7 +1,7 @@
 """Dependencies shared by the routers, as ``Annotated`` aliases.
 
 They are ``async def`` although they never wait: FastAPI runs a plain ``def`` dependency in
-its threadpool, a thread round trip per dependency and request (issue 4's profile).
+its threadpool, a thread round trip per dependency and request (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -787,8 +787,8 @@ class _Workspace:
     """Scratch buffers for one call, drawn from a small process-wide pool and returned after.
 
     Allocating a few fresh megabytes per call makes glibc hand the memory back to the kernel
-    on free and fault it in again next time -- ~2 us per 4 KiB page on the VM measured, more
-    than the whole 3x3 filter of a 512 x 512 image. Reusing pooled buffers (at most
+    on free and fault it in again next time, which can cost more than the whole 3x3 filter of
+    a 512 x 512 image. Reusing pooled buffers (at most
     ``_POOL_KEEP`` of at most ``_POOL_MAX_BYTES``) avoids that; bigger ones are allocated.
     """
 
