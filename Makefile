@@ -9,7 +9,7 @@ PORT ?=
 WORKERS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run cli test lint deploy-check unit e2e openapi lock bench loadbench fuzz soak clean
+.PHONY: help run cli test lint deploy-check unit check e2e openapi lock lock-check bench loadbench fuzz soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,8 +47,14 @@ lint: $(VENV)/.test  ## ruff check + ruff format --check + mypy + bandit
 	$(BIN)/mypy service
 	$(BIN)/bandit -q -r service -c pyproject.toml
 
-unit: $(VENV)/.test  ## the pytest suite only
-	$(BIN)/python -m pytest -q
+# Tiers (markers in pyproject.toml; tests/conftest.py marks `process` every test that starts one).
+FAST := not (slow or process or network)
+
+unit: $(VENV)/.test  ## the pytest suite only (all but the network tests: see lock-check)
+	$(BIN)/python -m pytest -q -m "not network"
+
+check: $(VENV)/.test  ## the fast tier: no slow, process, e2e or network test; 2 pytest-xdist workers
+	$(BIN)/python -m pytest -q -n 2 -m "$(FAST)"
 
 deploy-check: $(VENV)/.test  ## hadolint Dockerfile, compose schema, Kubernetes manifests (offline)
 	$(BIN)/hadolint Dockerfile
@@ -70,6 +76,9 @@ lock: $(VENV)/.lock  ## re-pin the image's dependencies into deploy/requirements
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --generate-hashes --annotation-style line \
 		--quiet -o deploy/requirements.lock
+
+lock-check: $(VENV)/.test  ## needs the internet: every locked wheel downloads for the image (pip)
+	$(BIN)/python -m pytest -q -m network
 
 bench: $(VENV)/.bench  ## core speed against scipy.ndimage / OpenCV / the lesson's loop
 	$(BIN)/python -m bench.core

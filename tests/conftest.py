@@ -1,4 +1,8 @@
-"""Shared fixtures: settings without env files, the app's TestClient, the ascent pixels."""
+"""Shared fixtures: settings without env files, the app's TestClient, the ascent pixels.
+
+Also the test tiers (``tests/tiers.py``): every test that starts a process, and every test in
+``tests/e2e``, is marked ``process`` here, so ``make check`` can deselect it.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,29 @@ from PIL import Image
 
 from service.config import Settings
 from service.main import create_app
+from tests.tiers import starts_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 ASCENT_PATH = ROOT / "service" / "data" / "ascent.png"
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``process`` the e2e tests and the tests that start processes (see tests/tiers.py)."""
+    verdicts: dict[int, bool] = {}
+
+    def cached(func: Any) -> bool:
+        if id(func) not in verdicts:
+            verdicts[id(func)] = starts_processes(func)
+        return verdicts[id(func)]
+
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        fixtures = item._fixtureinfo.name2fixturedefs.values()
+        funcs = [item.function, *(defs[-1].func for defs in fixtures)]
+        if E2E in item.path.parents or any(cached(func) for func in funcs):
+            item.add_marker(pytest.mark.process)
 
 
 def make_settings(**overrides: Any) -> Settings:
