@@ -53,8 +53,10 @@ FAST := not (slow or process or network)
 unit: $(VENV)/.test  ## the pytest suite only (all but the network tests: see lock-check)
 	$(BIN)/python -m pytest -q -m "not network"
 
+# PYTHONDONTWRITEBYTECODE emptied: without pytest's assertion-rewrite cache, each run (and each
+# xdist worker) compiles the test and plugin modules again, seconds of the tier's budget.
 check: $(VENV)/.test  ## the fast tier: no slow, process, e2e or network test; 2 pytest-xdist workers
-	$(BIN)/python -m pytest -q -n 2 -m "$(FAST)"
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n 2 -m "$(FAST)"
 
 deploy-check: $(VENV)/.test  ## hadolint Dockerfile, compose schema, Kubernetes manifests (offline)
 	$(BIN)/hadolint Dockerfile

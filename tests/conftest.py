@@ -1,7 +1,8 @@
 """Shared fixtures: settings without env files, the app's TestClient, the ascent pixels.
 
 Also the test tiers (``tests/tiers.py``): every test that starts a process, and every test in
-``tests/e2e``, is marked ``process`` here, so ``make check`` can deselect it.
+``tests/e2e``, is marked ``process`` here, and the schemathesis tests ``slow``, so that
+``make check`` can deselect them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ E2E = Path(__file__).resolve().parent / "e2e"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark ``process`` the e2e tests and the tests that start processes (see tests/tiers.py)."""
+    """Mark ``process`` the e2e tests and the tests that start processes (see tests/tiers.py),
+    and ``slow`` the schemathesis tests (generated requests to every operation)."""
     verdicts: dict[int, bool] = {}
 
     def cached(func: Any) -> bool:
@@ -41,6 +43,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         funcs = [item.function, *(defs[-1].func for defs in fixtures)]
         if E2E in item.path.parents or any(cached(func) for func in funcs):
             item.add_marker(pytest.mark.process)
+        if type(item).__module__.startswith("schemathesis."):  # fuzzing: make fuzz, make test
+            item.add_marker(pytest.mark.slow)
 
 
 def make_settings(**overrides: Any) -> Settings:
