@@ -28,11 +28,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -49,7 +47,7 @@ from PIL import Image
 
 from testkit.images import bomb_png, encode
 from testkit.procfs import cpu_seconds, rss_kib, worker_pids
-from testkit.servers import free_port, wait_healthy
+from testkit.servers import free_port, stop_group, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -502,13 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
         finally:
             if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=5)
+                stop_group(process, timeout=30)
     lines, figures = report(
         results,
         args.duration,

@@ -65,14 +65,19 @@ def running_server(
         wait_healthy(base_url, process)
         yield Server(process, base_url)
     finally:
-        # The whole process group, even if the leader is gone: no worker may outlive a test.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+        stop_group(process)
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM to the process group of ``process`` (started with ``start_new_session``), even if
+    the leader is gone, so no worker outlives it; SIGKILL after ``timeout`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
 
 
 def uvicorn_args(port: int, *extra: str) -> list[str]:
