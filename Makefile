@@ -55,8 +55,10 @@ unit: $(VENV)/.test  ## the pytest suite only (all but the network tests: see lo
 
 # PYTHONDONTWRITEBYTECODE emptied: without pytest's assertion-rewrite cache, each run (and each
 # xdist worker) compiles the test and plugin modules again, seconds of the tier's budget.
+# --dist loadfile: a module's fixtures (its app, its TestClient) are built once, not per worker;
+# --fast-tier: tests/conftest.py does not import what the tier deselects (e2e, schemathesis).
 check: $(VENV)/.test  ## the fast tier: no slow, process, e2e or network test; 2 pytest-xdist workers
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n 2 -m "$(FAST)"
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n 2 --dist loadfile --fast-tier -m "$(FAST)"
 
 deploy-check: $(VENV)/.test  ## hadolint Dockerfile, compose schema, Kubernetes manifests (offline)
 	$(BIN)/hadolint Dockerfile

@@ -26,6 +26,27 @@ ASCENT_PATH = ROOT / "service" / "data" / "ascent.png"
 E2E = Path(__file__).resolve().parent / "e2e"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast-tier",
+        action="store_true",
+        help="do not import what the fast tier deselects anyway: tests/e2e, schemathesis modules",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``--fast-tier`` (make check), skip collecting the e2e directory and the modules that
+    build schemathesis tests: all their tests are ``process`` or ``slow`` (see below), and
+    importing them costs seconds per xdist worker. tests/test_tiers.py checks nothing else goes."""
+    if not config.getoption("--fast-tier"):
+        return None
+    if collection_path == E2E or E2E in collection_path.parents:
+        return True
+    if collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return "import schemathesis" in collection_path.read_text(encoding="utf-8") or None
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark ``process`` the e2e tests and the tests that start processes (see tests/tiers.py),
     and ``slow`` the schemathesis tests (generated requests to every operation)."""

@@ -73,6 +73,9 @@ def test_the_fast_tier_collects_no_slow_process_e2e_or_network_test(tmp_path: Pa
     assert fast_expression is not None
     everything = _collect(tmp_path)
     fast = _collect(tmp_path, "-m", fast_expression[1])
+    # make check's --fast-tier skips importing modules; it must not lose a selected test
+    assert _collect(tmp_path, "--fast-tier", "-m", fast_expression[1]) == fast
+    assert "--fast-tier" in (ROOT / "Makefile").read_text()
 
     assert fast
     assert set(fast) < set(everything)
