@@ -9,7 +9,7 @@ PORT ?=
 WORKERS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run cli test lint deploy-check unit e2e docker-test openapi clients lock bench loadbench fuzz soak clean
+.PHONY: help run cli test lint deploy-check unit check e2e docker-test openapi clients lock lock-check bench loadbench fuzz soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -53,8 +53,18 @@ pngcheck:
 	@command -v pngcheck >/dev/null || { apt-get install -y pngcheck || { apt-get update \
 		&& apt-get install -y pngcheck; }; } >/dev/null 2>&1 || echo "pngcheck unavailable"
 
-unit: $(VENV)/.test pngcheck  ## the pytest suite only
-	$(BIN)/python -m pytest -q
+# Tiers (markers in pyproject.toml; tests/conftest.py marks `process` every test that starts one).
+FAST := not (slow or process or network)
+
+unit: $(VENV)/.test pngcheck  ## the pytest suite only (all but the network tests: see lock-check)
+	$(BIN)/python -m pytest -q -m "not network"
+
+# PYTHONDONTWRITEBYTECODE emptied: without pytest's assertion-rewrite cache, each run (and each
+# xdist worker) compiles the test and plugin modules again, seconds of the tier's budget.
+# --dist loadfile: a module's fixtures (its app, its TestClient) are built once, not per worker;
+# --fast-tier: tests/conftest.py does not import what the tier deselects (e2e, schemathesis).
+check: $(VENV)/.test pngcheck  ## the fast tier: no slow, process, e2e or network test; 2 pytest-xdist workers
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n 2 --dist loadfile --fast-tier -m "$(FAST)"
 
 deploy-check: $(VENV)/.test  ## hadolint Dockerfile, compose schema, Kubernetes manifests (offline)
 	$(BIN)/hadolint Dockerfile
@@ -98,6 +108,9 @@ lock: $(VENV)/.lock  ## re-pin the image's dependencies into deploy/requirements
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --generate-hashes --annotation-style line \
 		--quiet -o deploy/requirements.lock
+
+lock-check: $(VENV)/.test  ## needs the internet: every locked wheel downloads for the image (pip)
+	$(BIN)/python -m pytest -q -m network
 
 bench: $(VENV)/.bench  ## core speed vs scipy.ndimage / OpenCV / the lesson; large images (memory)
 	$(BIN)/python -m bench.core

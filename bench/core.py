@@ -48,7 +48,7 @@ from scipy import ndimage
 
 from service.core.convolution import correlate
 from service.core.pooling import pool
-from tests.lesson_reference import lesson_convolve_3x3, lesson_max_pool
+from testkit.lesson_reference import lesson_convolve_3x3, lesson_max_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 ASCENT_PATH = ROOT / "service" / "data" / "ascent.png"
@@ -118,10 +118,10 @@ def kernels() -> list[Kernel]:
 
 
 def run_lesson_loop(image: Array, kernel: list[list[int]]) -> tuple[float, str]:
-    """Time one run of the lesson's literal 3x3 loop (``tests.lesson_reference``)."""
+    """Time one run of the lesson's literal 3x3 loop (``testkit.lesson_reference``)."""
     start = time.perf_counter()
     lesson_convolve_3x3(image, kernel, 1.0)
-    return (time.perf_counter() - start) * 1e3, "`tests.lesson_reference.lesson_convolve_3x3`"
+    return (time.perf_counter() - start) * 1e3, "`testkit.lesson_reference.lesson_convolve_3x3`"
 
 
 @dataclass

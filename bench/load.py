@@ -61,6 +61,7 @@ import numpy as np
 from PIL import Image
 
 from bench import default_yardstick_dir
+from testkit import procfs
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -80,8 +81,6 @@ REPEAT_PASSES = 2  # extra passes of every case that check per-worker RSS
 # distinguishes a leak: after the measured run, REPEAT_PASSES more passes of every case must
 # not lift RSS above the run's peak by more than the slack.
 RSS_SLACK_MIB = 32.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_KIB = 1024  # VmRSS is reported in kB
 
 
 # --- requests ------------------------------------------------------------------------------
@@ -266,41 +265,16 @@ class Server:
 
     def workers(self) -> list[int]:
         """PIDs of the worker processes (spawned children), or the process itself."""
-        found: list[int] = []
-        stack = [self.proc.pid]
-        while stack:
-            pid = stack.pop()
-            try:
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                try:
-                    cmd = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
-                except OSError:
-                    continue
-                if b"resource_tracker" not in cmd:
-                    found.append(child)
-                stack.append(child)
-        return sorted(found) or [self.proc.pid]
+        return sorted(procfs.descendants(self.proc.pid)) or [self.proc.pid]
 
     @staticmethod
     def rss_mib(pid: int) -> float:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * PAGE_KIB / 2**20
-        return float("nan")
+        kib = procfs.rss_kib(pid)
+        return float("nan") if kib is None else kib / 1024
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the workers so far."""
-        total = 0
-        for pid in self.workers():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-        return total / CLOCK_TICKS
+        return sum(procfs.cpu_seconds(pid) or 0.0 for pid in self.workers())
 
     def wait_idle(self, limit: float = 60.0) -> float:
         """Wait until the workers use < 5 % of a core (work a client abandoned is done).

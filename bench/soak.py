@@ -28,11 +28,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -47,13 +45,13 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from tests.images import bomb_png, encode
-from tests.servers import free_port, rss_kib, wait_healthy, worker_pids
+from testkit.images import bomb_png, encode
+from testkit.procfs import cpu_seconds, rss_kib, worker_pids
+from testkit.servers import free_port, stop_group, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 SHED = 503  # the documented overload answer, allowed for processing requests
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- the request mix ------------------------------------------------------------------------
@@ -256,15 +254,6 @@ def server_command(port: int, workers: int) -> list[str]:
 def _rss_mib(pid: int) -> float | None:
     kib = rss_kib(pid)
     return None if kib is None else kib / 1024
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of ``pid`` (``/proc/<pid>/stat`` fields 14 and 15)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def wait_workers(supervisor: int, count: int, deadline_s: float = 30) -> set[int]:
@@ -511,13 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
         finally:
             if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=5)
+                stop_group(process, timeout=30)
     lines, figures = report(
         results,
         args.duration,

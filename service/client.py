@@ -1,5 +1,9 @@
 """A small Python client for the image filter service, on httpx (sync and async).
 
+It needs httpx and NumPy only (and the standard library). Installed alone, without the server,
+it is the ``imgfilter-client`` distribution (``pip install ./clients/python``), imported as
+``imgfilter_client``; in the server's install it is ``service.client``.
+
 >>> from service.client import Client
 >>> with Client("http://127.0.0.1:8000") as api:  # doctest: +SKIP
 ...     png = api.convolve("ascent", preset="sobel-x")           # PNG bytes
@@ -32,9 +36,11 @@ Errors::
 
 from __future__ import annotations
 
-import io
+import json
 import mimetypes
 import os
+import struct
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,17 +48,13 @@ from typing import Any, Literal, TypedDict, Unpack, overload
 
 import numpy as np
 import numpy.typing as npt
-import orjson
-from PIL import Image
 
 try:
     import httpx
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
-    raise ModuleNotFoundError(
-        "service.client needs httpx: pip install 'imgfilter-service[client]'"
-    ) from exc
+    raise ModuleNotFoundError("the imgfilter client needs httpx: pip install httpx") from exc
 
-from . import __version__
+__version__ = "0.1.0"  # the service's (tests/test_client_alone.py checks)
 
 __all__ = [
     "ApiError",
@@ -170,9 +172,29 @@ def _png(array: Array) -> bytes | None:
             return None
         if array.shape[2] == 1:
             array = array[:, :, 0]
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    height, width = array.shape[:2]
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]  # gray, gray+alpha, RGB, RGBA
+    rows = np.zeros((height, 1 + width * channels), np.uint8)  # filter byte 0 (None) per row
+    rows[:, 1:] = array.reshape(height, width * channels)
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data)
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _build(path: str, spec: Mapping[str, Any], image: ImageInput) -> _Call:
@@ -183,7 +205,7 @@ def _build(path: str, spec: Mapping[str, Any], image: ImageInput) -> _Call:
     if isinstance(image, np.ndarray):
         upload = _png(image)
         if upload is None:  # not PNG-able: let the service judge the pixels
-            body["image"] = {"pixels": np.ascontiguousarray(image)}
+            body["image"] = {"pixels": image.tolist()}
     elif isinstance(image, bytes):
         upload = image
         name = "image"
@@ -194,14 +216,14 @@ def _build(path: str, spec: Mapping[str, Any], image: ImageInput) -> _Call:
         raise TypeError(f"image must be None, 'ascent', a path, bytes or an ndarray, not {image!r}")
     if upload is not None:
         media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        spec_text = orjson.dumps(body).decode()
+        spec_text = _json(body).decode()
         return _Call(
             "POST",
             path,
             files={"image": (name, upload, media_type)},
             data={"spec": spec_text},
         )
-    content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    content = _json(body)
     return _Call("POST", path, content=content, headers={"Content-Type": "application/json"})
 
 
@@ -209,8 +231,8 @@ def _check(response: httpx.Response) -> None:
     if response.is_success:
         return
     try:
-        detail = orjson.loads(response.content)["detail"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+        detail = json.loads(response.content)["detail"]
+    except (ValueError, KeyError, TypeError):
         detail = response.text or response.reason_phrase
     raise ApiError(response.status_code, detail)
 
@@ -220,7 +242,7 @@ def _result(response: httpx.Response) -> bytes | Array:
     _check(response)
     if response.headers.get("content-type", "").startswith("image/"):
         return response.content
-    document = orjson.loads(response.content)
+    document = json.loads(response.content)
     dtype = np.float32 if document["dtype"] == "float32" else np.uint8
     return np.asarray(document["pixels"], dtype=dtype)
 

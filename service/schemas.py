@@ -107,9 +107,13 @@ Number = Annotated[
 
 
 def _refuse_non_integers(value: Any) -> Any:
-    """Before-validator of a window: ``_refuse_non_numbers`` on the int or on each side."""
+    """Before-validator of a window: an int or [rows, cols], neither booleans nor strings."""
     for side in value if isinstance(value, list) else (value,):
-        _refuse_non_numbers(side)
+        if isinstance(side, bool | str):
+            kind = "a boolean" if isinstance(side, bool) else "a string"
+            raise PydanticCustomError(
+                "window_type", f"Input should be an integer or a list of 2 integers, not {kind}"
+            )
     return value
 
 

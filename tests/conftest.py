@@ -1,4 +1,9 @@
-"""Shared fixtures: settings without env files, the app's TestClient, the ascent pixels."""
+"""Shared fixtures: settings without env files, the app's TestClient, the ascent pixels.
+
+Also the test tiers (``tests/tiers.py``): every test that starts a process, and every test in
+``tests/e2e``, is marked ``process`` here, and the schemathesis tests ``slow``, so that
+``make check`` can deselect them.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +19,53 @@ from PIL import Image
 
 from service.config import Settings
 from service.main import create_app
+from tests.tiers import starts_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 ASCENT_PATH = ROOT / "service" / "data" / "ascent.png"
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast-tier",
+        action="store_true",
+        help="do not import what the fast tier deselects anyway: tests/e2e, schemathesis modules",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``--fast-tier`` (make check), skip collecting the e2e directory and the modules that
+    build schemathesis tests: all their tests are ``process`` or ``slow`` (see below), and
+    importing them costs seconds per xdist worker. tests/test_tiers.py checks nothing else goes."""
+    if not config.getoption("--fast-tier"):
+        return None
+    if collection_path == E2E or E2E in collection_path.parents:
+        return True
+    if collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return "import schemathesis" in collection_path.read_text(encoding="utf-8") or None
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``process`` the e2e tests and the tests that start processes (see tests/tiers.py),
+    and ``slow`` the schemathesis tests (generated requests to every operation)."""
+    verdicts: dict[int, bool] = {}
+
+    def cached(func: Any) -> bool:
+        if id(func) not in verdicts:
+            verdicts[id(func)] = starts_processes(func)
+        return verdicts[id(func)]
+
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        fixtures = item._fixtureinfo.name2fixturedefs.values()
+        funcs = [item.function, *(defs[-1].func for defs in fixtures)]
+        if E2E in item.path.parents or any(cached(func) for func in funcs):
+            item.add_marker(pytest.mark.process)
+        if type(item).__module__.startswith("schemathesis."):  # fuzzing: make fuzz, make test
+            item.add_marker(pytest.mark.slow)
 
 
 def make_settings(**overrides: Any) -> Settings:

@@ -1,153 +1,28 @@
-"""Start real server processes on 127.0.0.1 for tests: free port, wait for /healthz, stop."""
+"""Real server processes for tests: the helpers live in ``testkit`` (shared with ``bench/``)."""
 
-from __future__ import annotations
+from testkit.procfs import (
+    children,
+    cpu_seconds,
+    dead_pid,
+    established_connections,
+    rss_kib,
+    running,
+    worker_pids,
+)
+from testkit.servers import ROOT, Server, free_port, running_server, uvicorn_args, wait_healthy
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-
-import httpx
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """A running server process and its base URL."""
-
-    process: subprocess.Popen[bytes]
-    base_url: str
-
-
-def wait_healthy(base_url: str, process: subprocess.Popen[bytes], deadline_s: float = 30.0) -> None:
-    """Poll ``/healthz`` until it answers 200; fail if the process dies or time runs out."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early with code {process.returncode}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"{base_url} did not become healthy in {deadline_s} s")
-
-
-@contextlib.contextmanager
-def running_server(
-    args: Sequence[str], *, port: int, env: dict[str, str] | None = None
-) -> Iterator[Server]:
-    """Run ``python <args>`` (which must listen on ``port``) until the block ends."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    process = subprocess.Popen(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base_url, process)
-        yield Server(process, base_url)
-    finally:
-        # The whole process group, even if the leader is gone: no worker may outlive a test.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-
-
-def uvicorn_args(port: int, *extra: str) -> list[str]:
-    """Arguments to run the app with uvicorn on ``port``."""
-    return ["-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port), *extra]
-
-
-# --- processes, read from /proc ---------------------------------------------------------------
-
-
-def children(pid: int) -> set[int]:
-    """Direct child PIDs of ``pid`` (empty if it is gone)."""
-    found: set[int] = set()
-    with contextlib.suppress(FileNotFoundError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                found.update(int(child) for child in (task / "children").read_text().split())
-    return found
-
-
-def running(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie (an exited child not yet reaped)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
-def dead_pid() -> int:
-    """The PID of a process that has exited and been reaped."""
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
-
-
-def worker_pids(supervisor: int) -> set[int]:
-    """Live (non-zombie) worker processes of a uvicorn supervisor: children in ``spawn_main``."""
-    workers: set[int] = set()
-    for pid in children(supervisor):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if b"spawn_main" in cmdline and running(pid):
-            workers.add(pid)
-    return workers
-
-
-def rss_kib(pid: int) -> int | None:
-    """Resident set size of ``pid`` in KiB (``VmRSS``), or None if it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return None
-
-
-def established_connections(pid: int, port: int) -> int:
-    """TCP connections to local ``port``, in state ESTABLISHED, whose socket ``pid`` holds."""
-    inodes: set[str] = set()
-    with contextlib.suppress(FileNotFoundError):
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            with contextlib.suppress(OSError):
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes.add(target[len("socket:[") : -1])
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(FileNotFoundError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                local, state, inode = fields[1], fields[3], fields[9]
-                established = state == "01"
-                if established and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
-                    count += 1
-    return count
+__all__ = [
+    "ROOT",
+    "Server",
+    "children",
+    "cpu_seconds",
+    "dead_pid",
+    "established_connections",
+    "free_port",
+    "rss_kib",
+    "running",
+    "running_server",
+    "uvicorn_args",
+    "wait_healthy",
+    "worker_pids",
+]

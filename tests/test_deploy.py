@@ -202,6 +202,7 @@ def test_lock_pins_every_runtime_requirement_within_its_range() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.network  # pip download: make lock-check (and .ci/run), not make test
 def test_lock_is_complete_and_installable_on_the_image_platform(tmp_path: Path) -> None:
     """pip fetches every locked wheel for CPython 3.11 on manylinux x86_64, checks its hash,
     and, in hash-checking mode, refuses any dependency (of a pin, or of an extra the project
@@ -367,7 +368,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     args = [str(out) if arg == "/wheels" else str(ROOT) if arg == "." else arg for arg in args]
     assert str(out) in args, args
     assert str(ROOT) in args, args
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", *args], cwd=ROOT, check=True)
+    offline = ["--no-build-isolation"]  # the test venv's setuptools: no index needed
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--quiet", *offline, *args]
+    subprocess.run(pip_wheel, cwd=ROOT, check=True)
     (built,) = out.glob("imgfilter_service-*.whl")
     return built
 

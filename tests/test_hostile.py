@@ -16,6 +16,7 @@ import struct
 import tracemalloc
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,8 +26,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+import service
+from testkit.images import bomb_png, encode, png_chunk
 from tests.conftest import png_bytes
-from tests.images import bomb_png, encode, png_chunk
 
 RNG = np.random.default_rng(66)
 ENDPOINTS = ["/convolve", "/pool", "/pipeline"]
@@ -38,6 +40,7 @@ VALID = {
 # pool size 1 / max is the identity: the JSON answer shows the pixels exactly as decoded
 IDENTITY = {"method": "max", "size": 1, "format": "json"}
 JSON_HEADERS = {"content-type": "application/json"}
+SERVICE_DIR = str(Path(service.__file__).resolve().parent)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -137,7 +140,8 @@ def assert_error(response: Any, status: int) -> Any:
         assert detail
     text = response.text
     assert "Traceback" not in text
-    assert "/work/" not in text
+    assert 'File "' not in text
+    assert SERVICE_DIR not in text  # no source path, wherever the service runs from
     return detail
 
 
@@ -376,11 +380,10 @@ def test_exif_rotated_rgb_upload_matches_pillow_transpose(client: TestClient) ->
         ("[[1, 100000000000000000000000000000000]]", "numbers"),
         ("[[-1e-9, 1]]", "0..255"),
         ('[["0x10", 1]]', "numbers"),
-        ("[[[1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6, 7]]]", "channels"),
         ('"[[1, 2]]"', "list"),
     ],
 )
-def test_bad_pixels_are_422(client: TestClient, raw_pixels: str, message: str) -> None:
+def test_hostile_pixel_literals_are_422(client: TestClient, raw_pixels: str, message: str) -> None:
     body = '{"image": {"pixels": ' + raw_pixels + "}}"
     response = client.post("/pool", content=body, headers=JSON_HEADERS)
     detail = assert_error(response, 422)
@@ -556,13 +559,10 @@ def test_pool_larger_than_image_after_earlier_step_points_at_step(client: TestCl
     assert_alive(client)
 
 
-@pytest.mark.parametrize("sender", ["json", "multipart"])
-def test_pipeline_of_10000_kernel_steps_is_422(client: TestClient, sender: str) -> None:
+def test_pipeline_of_10000_steps_in_a_multipart_spec_is_422(client: TestClient) -> None:
+    """The JSON body is tests/api/test_errors.py's; the multipart spec part is parsed apart."""
     spec = {"steps": [{"op": "convolve", "kernel": [[1, 2, 1]] * 3, "weight": 0.1}] * 10_000}
-    if sender == "json":
-        response = client.post("/pipeline", json=spec)
-    else:
-        response = client.post("/pipeline", files={"spec": (None, json.dumps(spec))})
+    response = client.post("/pipeline", files={"spec": (None, json.dumps(spec))})
     detail = assert_error(response, 422)
     assert "at most 16 steps, got 10000" in detail[0]["msg"]
     assert_alive(client)

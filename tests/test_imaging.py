@@ -19,8 +19,7 @@ from PIL import Image, ImageOps
 
 from service import imaging
 from service.errors import BadImageError, PayloadTooLargeError, SpecError, UnsupportedMediaError
-from tests.conftest import decode_png, png_bytes
-from tests.images import (
+from testkit.images import (
     bomb_png,
     encode,
     png_chunk,
@@ -28,6 +27,7 @@ from tests.images import (
     png_with_chunk,
     raw_png,
 )
+from tests.conftest import decode_png, png_bytes
 
 ASCENT_SHA256 = "c7777d46c3f4e3119ddbec92ad28c09193202a7a4aab08622bc7e4b4a3ba88e6"
 RNG = np.random.default_rng(7)

@@ -67,7 +67,7 @@ def test_pool_size_union_is_one_issue_naming_both_shapes(client: TestClient) -> 
         {
             "type": issues[0]["type"],
             "loc": ["body", "size"],
-            "msg": "must be an integer or a list of 2 integers",
+            "msg": "must be an integer or a list of 2 integers, not a string",
         }
     ]
     (bound,) = _issues(client, "/pool", {"size": 0}, multipart=False)
@@ -79,7 +79,7 @@ def test_kernel_cell_is_named_one_based(client: TestClient) -> None:
     kernel = [[1, 1, 1], [1, 1, "abc"], [1, 1, 1]]
     (issue,) = _issues(client, "/convolve", {"kernel": kernel}, multipart=False)
     assert issue["loc"] == ["body", "kernel", 1, 2]  # the JSON location stays 0-based
-    assert issue["msg"] == "must be a number (row 2, column 3)"
+    assert issue["msg"] == "must be a number, not a string (row 2, column 3)"
 
 
 def test_tagged_union_step_keeps_index_drops_tag(client: TestClient) -> None:

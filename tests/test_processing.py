@@ -14,8 +14,8 @@ from service import processing
 from service.errors import PayloadTooLargeError
 from service.imaging import Decoded
 from service.schemas import ConvolveParams, PixelImage
+from testkit.images import png_row_filters
 from tests.conftest import decode_png, make_settings
-from tests.images import png_row_filters
 
 RNG = np.random.default_rng(2024)
 # max_pixels=100 needs kernel and pool limits whose squares fit under it

@@ -1,4 +1,4 @@
-"""Codelab mode against the literal transcription of the lesson's loop (tests/lesson_reference)."""
+"""Codelab mode against the lesson's loop transcribed literally (testkit/lesson_reference)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from service.core import (
     codelab_correlate,
     correlate,
 )
-from tests.lesson_reference import (
+from testkit.lesson_reference import (
     lesson_convolve,
     lesson_convolve_3x3,
     lesson_output_pixels,

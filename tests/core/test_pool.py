@@ -14,7 +14,7 @@ from PIL import Image
 
 from service.core.errors import ImageError, ParameterError
 from service.core.pooling import pool
-from tests.lesson_reference import lesson_max_pool
+from testkit.lesson_reference import lesson_max_pool
 
 ASCENT_PATH = Path(__file__).resolve().parents[2] / "service" / "data" / "ascent.png"
 RNG = np.random.default_rng(20240602)
