@@ -22,7 +22,7 @@ from .core.convolution import correlate, correlate_stripes
 from .core.errors import CoreError
 from .core.pooling import pool
 from .core.scaling import apply_scale
-from .errors import PayloadTooLargeError, SpecError
+from .errors import ImageTooLargeError, InvalidSpecError, ResultTooLargeError
 from .imaging import Decoded
 from .observability import count_rejection, observe_stage
 from .schemas import ConvolveParams, ImageRef, OutputFormat, PixelImage, PoolParams, Step
@@ -39,14 +39,14 @@ def resolve_image(ref: ImageRef, upload: bytes | None, settings: Settings) -> De
             if isinstance(ref, PixelImage):
                 decoded = imaging.from_pixels(ref.pixels)
                 if decoded.height * decoded.width > settings.max_pixels:
-                    raise PayloadTooLargeError(
+                    raise ImageTooLargeError(
                         f"`pixels` hold {decoded.height * decoded.width} pixels; "
                         f"the limit is {settings.max_pixels} pixels"
                     )
                 return decoded
             data = imaging.decode_base64(ref.data)
             return imaging.decode(data, max_pixels=settings.max_pixels)
-        except PayloadTooLargeError:
+        except ImageTooLargeError:
             count_rejection("too_many_pixels")
             raise
 
@@ -156,27 +156,27 @@ def run_steps(image: Decoded, steps: Sequence[Step], settings: Settings) -> Deco
                 image = convolve(image, step, settings)
             else:
                 image = pool_image(image, step, settings)
-        except SpecError as exc:
-            raise SpecError(("body", "steps", index, *exc.loc[1:]), exc.detail) from exc
+        except InvalidSpecError as exc:
+            raise InvalidSpecError(("steps", index, *exc.path), exc.message) from exc
         except CoreError as exc:
-            raise SpecError(("body", "steps", index, exc.param), exc.message) from exc
+            raise InvalidSpecError(("steps", index, exc.param), exc.message) from exc
     return image
 
 
 def _float32_overflow_checked_after() -> np.errstate:
-    """Silence NumPy's overflow warnings: `_finish` turns a non-finite result into a 422."""
+    """Silence NumPy's overflow warnings: `_finish` refuses a non-finite result."""
     return np.errstate(over="ignore", invalid="ignore")
 
 
 def _finish(values: npt.NDArray[Any], source: Decoded, scale: Any) -> npt.NDArray[Any]:
-    """Scale a step's values; non-finite values are a 422 whatever the scale.
+    """Scale a step's values; non-finite values are an ``InvalidSpecError`` whatever the scale.
 
     They can only come from a raw (float32) input: 8-bit pixels times kernels, weights and
     ``cval`` within ``VALUE_BOUND`` stay far below float32's 3.4e38, so only then is it checked.
     """
     if source.pixels.dtype.kind == "f" and not np.isfinite(values).all():
-        raise SpecError(
-            ("body", "scale"), "the raw result overflowed float32; lower the weight or kernel"
+        raise InvalidSpecError(
+            ("scale",), "the raw result overflowed float32; lower the weight or kernel"
         )
     return apply_scale(values, scale, alpha=source.alpha)
 
@@ -205,12 +205,7 @@ def render(result: Decoded, fmt: OutputFormat, settings: Settings) -> tuple[byte
             np.save(buffer, np.ascontiguousarray(pixels), allow_pickle=False)
             return buffer.getvalue(), "application/x-npy"
         if pixels.size > settings.max_json_values:
-            raise SpecError(
-                ("body", "format"),
-                f"a JSON answer holds at most {settings.max_json_values:,} values and this "
-                f"result has {pixels.size:,}; ask for a .npy file (Accept: application/x-npy "
-                "or format npy) or a PNG",
-            )
+            raise ResultTooLargeError(pixels.size, settings.max_json_values)
         document = {
             "width": int(pixels.shape[1]),
             "height": int(pixels.shape[0]),

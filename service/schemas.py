@@ -417,8 +417,8 @@ class OutputSpec(StrictModel):
     format: OutputFormat = Field("png", description=_FORMAT_DESCRIPTION)
 
     def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
-        """The scale of the last step and its location (``raw`` cannot be answered as PNG)."""
-        return "clamp", ("body",)
+        """The scale of the last step and its path in the spec (``raw`` cannot be a PNG)."""
+        return "clamp", ()
 
 
 class ConvolveSpec(ConvolveParams, OutputSpec):
@@ -429,7 +429,7 @@ class ConvolveSpec(ConvolveParams, OutputSpec):
     model_config = ConfigDict(json_schema_extra={"examples": [{"preset": "sobel-x"}]})
 
     def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
-        return self.scale, ("body", "scale")
+        return self.scale, ("scale",)
 
 
 class ConvolveRequest(ConvolveSpec):
@@ -450,7 +450,7 @@ class PoolSpec(PoolParams, OutputSpec):
     """``POST /pool`` options (the multipart `spec` part)."""
 
     def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
-        return self.scale, ("body", "scale")
+        return self.scale, ("scale",)
 
 
 class PoolRequest(PoolSpec):
@@ -500,7 +500,7 @@ class PipelineSpec(OutputSpec):
         return steps
 
     def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
-        return self.steps[-1].scale, ("body", "steps", len(self.steps) - 1, "scale")
+        return self.steps[-1].scale, ("steps", len(self.steps) - 1, "scale")
 
 
 class PipelineRequest(PipelineSpec):
