@@ -82,9 +82,6 @@ class HttpError(Exception):
         super().__init__(message)
         self.message = message
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(message={self.message!r})"
-
 
 class AuthenticationError(HttpError):
     """Raised when API keys are configured and the request carries none or a wrong one."""
@@ -115,9 +112,6 @@ class MalformedBodyError(HttpError):
     def __init__(self, path: Loc, message: str) -> None:
         super().__init__(message)
         self.path = path
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(path={self.path!r}, message={self.message!r})"
 
 
 class SpecValidationError(HttpError):
