@@ -1,14 +1,14 @@
 """Run validated specs on decoded images: the glue between ``schemas`` and ``core``.
 
 No HTTP here (routers call these functions in a worker thread) and no pixel maths (that is
-``service.core``): this module resolves presets and colour, applies the steps in order and
+``service.core``): this module decodes the input, resolves presets and colour, runs each
+operation's core function (the registry, ``service.ops``, names them), encodes the result and
 records per-stage timings.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,13 +19,12 @@ from . import imaging
 from .config import Settings, available_cpus
 from .core.codelab import codelab_correlate
 from .core.convolution import correlate, correlate_stripes
-from .core.errors import CoreError
 from .core.pooling import pool
 from .core.scaling import apply_scale
 from .errors import PayloadTooLargeError, SpecError
 from .imaging import Decoded
 from .observability import count_rejection, observe_stage
-from .schemas import ConvolveParams, ImageRef, OutputFormat, PixelImage, PoolParams, Step
+from .schemas import ConvolveParams, ImageRef, OutputFormat, PixelImage, PoolParams
 
 
 def resolve_image(ref: ImageRef, upload: bytes | None, settings: Settings) -> Decoded:
@@ -146,21 +145,6 @@ def pool_image(image: Decoded, params: PoolParams, settings: Settings) -> Decode
             max_size=settings.max_pool_size,
         )
         return Decoded(_finish(values, image, params.scale), alpha=image.alpha)
-
-
-def run_steps(image: Decoded, steps: Sequence[Step], settings: Settings) -> Decoded:
-    """Run pipeline steps in order, each on the previous step's output."""
-    for index, step in enumerate(steps):
-        try:
-            if step.op == "convolve":
-                image = convolve(image, step, settings)
-            else:
-                image = pool_image(image, step, settings)
-        except SpecError as exc:
-            raise SpecError(("body", "steps", index, *exc.loc[1:]), exc.detail) from exc
-        except CoreError as exc:
-            raise SpecError(("body", "steps", index, exc.param), exc.message) from exc
-    return image
 
 
 def _float32_overflow_checked_after() -> np.errstate:

@@ -11,8 +11,9 @@ defaults of ``Settings`` apply.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, Union, cast
 
 from pydantic import (
     BaseModel,
@@ -402,6 +403,10 @@ class PoolParams(StrictModel):
 
 
 # --- endpoint specs ----------------------------------------------------------------------
+# The models of each operation's request are derived from its parameter model by the
+# operation registry (``service.ops``) with the builders below: ``XSpec`` (the parameters and
+# ``format``: the multipart ``spec`` part), ``XRequest`` (the spec plus ``image``: the JSON
+# body) and, for operations that can be pipeline steps, ``XStep`` (the parameters plus ``op``).
 
 _FORMAT_DESCRIPTION = (
     "The answer's encoding when the request's `Accept` leaves the choice open (absent or "
@@ -417,108 +422,80 @@ class OutputSpec(StrictModel):
     format: OutputFormat = Field("png", description=_FORMAT_DESCRIPTION)
 
     def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
-        """The scale of the last step and its location (``raw`` cannot be answered as PNG)."""
-        return "clamp", ("body",)
+        """The scale of the result and its location (``raw`` cannot be answered as PNG).
+
+        An operation's ``scale`` field when it has one; ``PipelineParams`` answers its last
+        step's.
+        """
+        scale: Scale | None = getattr(self, "scale", None)
+        return (scale, ("body", "scale")) if scale is not None else ("clamp", ("body",))
 
 
-class ConvolveSpec(ConvolveParams, OutputSpec):
-    """``POST /convolve`` options (the multipart `spec` part)."""
-
+def _examples(example: dict[str, Any] | None) -> ConfigDict:
     # A whole example: Swagger UI would otherwise combine the fields' examples (kernel and
     # preset together, a 422).
-    model_config = ConfigDict(json_schema_extra={"examples": [{"preset": "sobel-x"}]})
-
-    def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
-        return self.scale, ("body", "scale")
+    return ConfigDict(json_schema_extra={"examples": [example]} if example else None)
 
 
-class ConvolveRequest(ConvolveSpec):
-    """``POST /convolve`` as JSON: the spec plus the image."""
-
-    image: ImageRef = "ascent"
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"image": "ascent", "kernel": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], "weight": 1.0}
-            ]
-        }
-    )
+def spec_model(
+    title: str, params: type[StrictModel], doc: str, example: dict[str, Any] | None = None
+) -> type[OutputSpec]:
+    """``<title>Spec``: ``params``' fields and ``format``."""
+    namespace = {"__doc__": doc, "__module__": __name__, "model_config": _examples(example)}
+    return cast("type[OutputSpec]", type(f"{title}Spec", (params, OutputSpec), namespace))
 
 
-class PoolSpec(PoolParams, OutputSpec):
-    """``POST /pool`` options (the multipart `spec` part)."""
-
-    def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
-        return self.scale, ("body", "scale")
-
-
-class PoolRequest(PoolSpec):
-    """``POST /pool`` as JSON: the spec plus the image."""
-
-    image: ImageRef = "ascent"
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"image": "ascent", "method": "max", "size": 2}]}
-    )
+def request_model(
+    title: str, spec: type[OutputSpec], doc: str, example: dict[str, Any]
+) -> type[OutputSpec]:
+    """``<title>Request``: the spec plus ``image`` (default ascent)."""
+    namespace = {
+        "__doc__": doc,
+        "__module__": __name__,
+        "__annotations__": {"image": ImageRef},
+        "image": "ascent",
+        "model_config": _examples(example),
+    }
+    return cast("type[OutputSpec]", type(f"{title}Request", (spec,), namespace))
 
 
-class ConvolveStep(ConvolveParams):
-    """A pipeline step that convolves."""
-
-    op: Literal["convolve"]
-
-
-class PoolStep(PoolParams):
-    """A pipeline step that pools."""
-
-    op: Literal["pool"]
+def step_model(title: str, name: str, params: type[StrictModel], doc: str) -> type[StrictModel]:
+    """``<title>Step``: ``params``' fields plus ``op: "<name>"`` (the pipeline's discriminator)."""
+    namespace = {"__doc__": doc, "__module__": __name__, "__annotations__": {"op": Literal[name]}}
+    return cast("type[StrictModel]", type(f"{title}Step", (params,), namespace))
 
 
-Step = Annotated[ConvolveStep | PoolStep, Field(discriminator="op")]
+def pipeline_params(steps: Mapping[str, type[StrictModel]]) -> type[StrictModel]:
+    """``PipelineParams``: ``steps``, a list of the step models (by name) told apart by ``op``."""
+    step: Any = Annotated[Union[tuple(steps.values())], Field(discriminator="op")]  # noqa: UP007
 
-
-class PipelineSpec(OutputSpec):
-    """``POST /pipeline`` options: steps run in order, each on the previous one's output.
-
-    Between steps the 8-bit result flows on, as in the lesson, unless a step says
-    ``"scale": "raw"``, in which case its float32 values flow on.
-    """
-
-    steps: list[Step] = Field(
-        min_length=1,
-        description="Convolve and pool steps, in order (at most 16 by default).",
-        examples=[[{"op": "convolve", "preset": "sobel-x"}, {"op": "pool", "size": 2}]],
-    )
-
-    @field_validator("steps", mode="before")
-    @classmethod
-    def _check_step_count(cls, steps: Any, info: ValidationInfo) -> Any:
+    def check_step_count(cls: type[StrictModel], value: Any, info: ValidationInfo) -> Any:
         limit = _limits(info).max_pipeline_steps
-        if isinstance(steps, list) and len(steps) > limit:
-            raise ValueError(f"a pipeline has at most {limit} steps, got {len(steps)}")
-        return steps
+        if isinstance(value, list) and len(value) > limit:
+            raise ValueError(f"a pipeline has at most {limit} steps, got {len(value)}")
+        return value
 
-    def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
+    def output_scale(self: Any) -> tuple[Scale, tuple[str | int, ...]]:
         return self.steps[-1].scale, ("body", "steps", len(self.steps) - 1, "scale")
 
-
-class PipelineRequest(PipelineSpec):
-    """``POST /pipeline`` as JSON: the spec plus the image."""
-
-    image: ImageRef = "ascent"
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "image": "ascent",
-                    "steps": [{"op": "convolve", "preset": "sobel-x"}, {"op": "pool", "size": 2}],
-                    "format": "png",
-                }
-            ]
-        }
-    )
+    ops = ", ".join(f"`{name}`" for name in steps)
+    namespace = {
+        "__doc__": (
+            "What a pipeline does: steps run in order, each on the previous one's output.\n\n"
+            "Between steps the 8-bit result flows on, as in the lesson, unless a step says "
+            '``"scale": "raw"``, in which case its float32 values flow on.'
+        ),
+        "__module__": __name__,
+        "__annotations__": {"steps": list[step]},
+        "steps": Field(
+            min_length=1,
+            description=f"Steps ({ops}), in order (at most 16 by default).",
+            examples=[[{"op": "convolve", "preset": "sobel-x"}, {"op": "pool", "size": 2}]],
+        ),
+        "_check_step_count": field_validator("steps", mode="before")(classmethod(check_step_count)),
+        "output_scale": output_scale,
+    }
+    return cast("type[StrictModel]", type("PipelineParams", (StrictModel,), namespace))
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -557,6 +534,20 @@ class KernelInfo(BaseModel):
     description: str
 
 
+class OperationInfo(BaseModel):
+    """An operation the service offers (an entry of its registry)."""
+
+    name: str = Field(description="The operation's name: its path `/<name>` and pipeline `op`.")
+    path: str = Field(description="`POST` here (also `<path>/array` and `<path>/upload`).")
+    summary: str = Field(description="What it does, in one line.")
+    description: str = Field(description="What it does, with its formula (Markdown).")
+    step: bool = Field(description="Whether it can be a `/pipeline` step.")
+    spec: dict[str, Any] = Field(
+        description="The JSON Schema of its spec (the multipart `spec` part; the JSON body "
+        "is this plus `image`)."
+    )
+
+
 class Health(BaseModel):
     """Liveness/readiness answer."""
 
@@ -584,13 +575,3 @@ class ValidationErrorMessage(BaseModel):
     """A 422 answer, shaped like FastAPI's; every 422 of the service has this shape."""
 
     detail: list[ValidationIssue]
-
-
-SPEC_MODELS: tuple[type[BaseModel], ...] = (
-    ConvolveRequest,
-    ConvolveSpec,
-    PoolRequest,
-    PoolSpec,
-    PipelineRequest,
-    PipelineSpec,
-)
