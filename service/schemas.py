@@ -221,23 +221,42 @@ ImageRef = Annotated[
 # --- convolution -------------------------------------------------------------------------
 
 
+def check_matrix(kernel: list[list[float]], limit: int, name: str = "kernel") -> list[list[float]]:
+    """A kernel matrix's shape rules: not empty, rectangular, at most ``limit`` a side."""
+    if not kernel or not kernel[0]:
+        raise ValueError(f"{name} must not be empty")
+    if any(len(row) != len(kernel[0]) for row in kernel):
+        raise ValueError(f"{name} rows must all have the same length (a rectangular matrix)")
+    rows, cols = len(kernel), len(kernel[0])
+    if rows > limit or cols > limit:
+        raise ValueError(f"{name} is {rows}x{cols}; each side must be at most {limit}")
+    return kernel
+
+
+def check_preset(preset: str) -> str:
+    """A preset name that exists."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    return preset
+
+
+MATRIX_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": "number", "minimum": -VALUE_BOUND, "maximum": VALUE_BOUND},
+    },
+}
+KernelMatrix = Annotated[list[list[Number]], WithJsonSchema(MATRIX_SCHEMA)]
+"""A kernel as a JSON matrix of finite numbers (its shape is checked by `check_matrix`)."""
+
+
 class ConvolveParams(StrictModel):
     """What a convolution does: one of ``kernel``/``preset``, and how to apply it."""
 
-    kernel: Annotated[
-        list[list[Number]] | None,
-        WithJsonSchema(
-            {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {"type": "number", "minimum": -VALUE_BOUND, "maximum": VALUE_BOUND},
-                },
-            }
-        ),
-    ] = Field(
+    kernel: Annotated[list[list[Number]] | None, WithJsonSchema(MATRIX_SCHEMA)] = Field(
         None,
         description="Rectangular matrix of finite numbers (rows of equal length, 1..63 a side). "
         "Exactly one of `kernel` and `preset`.",
@@ -308,24 +327,12 @@ class ConvolveParams(StrictModel):
     @field_validator("kernel")
     @classmethod
     def _check_kernel(cls, kernel: list[list[float]] | None, info: ValidationInfo) -> Any:
-        if kernel is None:
-            return kernel
-        limit = _limits(info).max_kernel_side
-        if not kernel or not kernel[0]:
-            raise ValueError("kernel must not be empty")
-        if any(len(row) != len(kernel[0]) for row in kernel):
-            raise ValueError("kernel rows must all have the same length (a rectangular matrix)")
-        rows, cols = len(kernel), len(kernel[0])
-        if rows > limit or cols > limit:
-            raise ValueError(f"kernel is {rows}x{cols}; each side must be at most {limit}")
-        return kernel
+        return kernel if kernel is None else check_matrix(kernel, _limits(info).max_kernel_side)
 
     @field_validator("preset")
     @classmethod
     def _check_preset(cls, preset: str | None) -> str | None:
-        if preset is not None and preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-        return preset
+        return preset if preset is None else check_preset(preset)
 
     @model_validator(mode="after")
     def _check_combination(self) -> Self:
