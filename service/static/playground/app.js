@@ -347,7 +347,7 @@ function buildField(op, name, prop, root, required) {
     control = document.createElement("select");
     field.values = new Map(values.map((value) => [String(value), value]));
     const initial = values.some((value) => value === prop.default) ? String(prop.default) : fallback;
-    if (!field.values.has(initial)) control.add(new Option("(the server's default)", "", true, true));
+    if (!field.values.has(initial)) control.add(new Option("(not set)", "", true, true));
     for (const value of values) {
       const text = String(value);
       control.add(new Option(text, text, text === initial, text === initial));
