@@ -7,20 +7,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from . import __version__, balancing, imaging, observability
-from .api import convolve, docs, health, meta, metrics, pipeline, playground, pool
+from .api import docs, health, meta, metrics, operations, playground
 from .api.errors import add_error_handlers
 from .api.responses import HEADERS
-from .api.security import SecurityHeadersMiddleware, require_api_key
+from .api.security import SecurityHeadersMiddleware
 from .concurrency import WorkLimiter
 from .config import Settings, get_settings
-from .schemas import ENUMS, SPEC_MODELS, ArrayResult
+from .ops import OPERATIONS, spec_models
+from .schemas import ENUMS, ArrayResult, EncodedImage, PixelImage
 
 DESCRIPTION = """
 Convolutions and max pooling on images: the classic *ascent* lesson as a REST API.
@@ -82,7 +83,7 @@ def _openapi_factory(app: FastAPI) -> Any:
             contact=CONTACT,
             license_info=LICENSE,
         )
-        models: list[type[BaseModel]] = [*SPEC_MODELS, ArrayResult]
+        models: list[type[BaseModel]] = [*spec_models(), ArrayResult]
         _, definitions = models_json_schema(
             [(model, "validation") for model in models],
             ref_template="#/components/schemas/{model}",
@@ -98,8 +99,9 @@ def _openapi_factory(app: FastAPI) -> Any:
             schemas[name] = {"title": name, "description": description, **enum}
         _refer_to_enums(schema["paths"], enums)
         _refer_to_enums([v for k, v in schemas.items() if k not in ENUMS], enums)
-        for name in SPEC_MODEL_NAMES:
-            _defaults_to_descriptions(schemas, name)
+        published: list[type[BaseModel]] = [*spec_models(), EncodedImage, PixelImage]
+        for model in published:
+            _defaults_to_descriptions(schemas, model.__name__)
         components["headers"] = HEADERS
         components["securitySchemes"] = SECURITY_SCHEMES
         for path in schema["paths"].values():
@@ -111,15 +113,6 @@ def _openapi_factory(app: FastAPI) -> Any:
         return schema
 
     return openapi
-
-
-SPEC_MODEL_NAMES = (
-    *(model.__name__ for model in SPEC_MODELS),
-    "ConvolveStep",
-    "PoolStep",
-    "EncodedImage",
-    "PixelImage",
-)
 
 
 def _refer_to_enums(node: Any, enums: dict[tuple[Any, ...], str]) -> None:
@@ -153,9 +146,7 @@ def _defaults_to_descriptions(schemas: dict[str, Any], name: str) -> None:
 
 
 TAGS = [
-    {"name": "convolve", "description": "Kernels over images (standard or the lesson's loop)."},
-    {"name": "pool", "description": "Max, average and min pooling."},
-    {"name": "pipeline", "description": "Steps of convolve and pool, in one call."},
+    *({"name": op.name, "description": op.help} for op in OPERATIONS.values()),
     {"name": "meta", "description": "Preset kernels, the ascent picture, metrics."},
     {"name": "health", "description": "Liveness and readiness."},
 ]
@@ -195,9 +186,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.work_limiter = limiter
 
-    guarded = [Depends(require_api_key)]
-    for module in (convolve, pool, pipeline):
-        app.include_router(module.router, dependencies=guarded)
+    for router in operations.routers():
+        app.include_router(router)
     for module in (meta, health, metrics, docs, playground):
         app.include_router(module.router)
     docs.mount_assets(app)
