@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 from . import __version__
 from .config import Settings
 from .core.errors import CoreError
-from .errors import ServiceError, SpecError
+from .errors import InvalidSpecError, ServiceError
 
 if TYPE_CHECKING:
     from .imaging import Decoded
@@ -343,8 +343,8 @@ def _run_images(
         image = _load(source, settings)
         try:
             result = operation(image, spec, settings)
-        except SpecError as exc:
-            raise CliError(f"{source}: {_where(exc.loc)}: {exc.detail}") from exc
+        except InvalidSpecError as exc:
+            raise CliError(f"{source}: {_where(exc.path)}: {exc.message}") from exc
         except CoreError as exc:
             raise CliError(f"{source}: {exc.param}: {exc.message}") from exc
         body, _ = processing.render(result, fmt, settings)
@@ -402,7 +402,7 @@ def _load(source: str, settings: Settings) -> Decoded:
     try:
         return imaging.decode(data, max_pixels=settings.max_pixels)
     except ServiceError as exc:
-        raise CliError(f"{source}: {exc.detail}") from exc
+        raise CliError(f"{source}: {exc.message}") from exc
 
 
 def _write(body: bytes, target: Path | None) -> None:

@@ -78,10 +78,9 @@ class WorkLimiter:
 
     def _overloaded(self) -> OverloadedError:
         count_rejection("overload")
-        retry = str(max(1, math.ceil(self._queue_timeout)))
         return OverloadedError(
             "the service is at its limit of concurrent work; retry shortly",
-            headers={"Retry-After": retry},
+            retry_after=max(1, math.ceil(self._queue_timeout)),
         )
 
     @contextlib.contextmanager

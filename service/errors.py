@@ -1,108 +1,99 @@
-"""Errors the HTTP layer turns into JSON responses.
+"""Errors of the domain (imaging, processing, the specs) and of the runtime limits.
 
-    ServiceError                 base: ``status_code`` + ``detail``; answered as {"detail": "..."}
-    ├── BadImageError            400  the bytes are not a decodable image (the reason is given)
-    ├── AuthenticationError      401  an API key is required and missing or wrong
-    ├── NotAcceptableError       406  the Accept header allows none of the operation's answers
-    ├── BodyTimeoutError         408  the body did not arrive within the body timeout
-    ├── PayloadTooLargeError     413  the body exceeds the byte limit, or the image the pixel limit
-    ├── UnsupportedMediaError    415  a content type or image format the service does not take
-    ├── SpecError                422  a spec that parses but cannot run (shaped like FastAPI's 422)
-    ├── OverloadedError          503  too much work in flight; ``Retry-After`` is set
-    └── ProcessingTimeoutError   504  the work took longer than the processing timeout
+    ServiceError                    base: ``message`` says what went wrong, for a person
+    ├── InputError                  what was sent cannot be processed
+    │   ├── UndecodableImageError       the bytes are not a decodable image (the reason is given)
+    │   ├── UnsupportedImageFormatError a recognised image format the service does not take
+    │   ├── ImageTooLargeError          the image, or a ``pixels`` array, exceeds ``max_pixels``
+    │   └── InvalidSpecError            a spec that parses but cannot run; ``path`` points
+    │       │                           at the field, relative to the spec: ("steps", 0, "scale")
+    │       └── ResultTooLargeError     the result holds more values than a JSON answer may
+    └── RuntimeLimitError           the service cannot do the work now; retrying may succeed
+        ├── OverloadedError             too much work in flight; retry after ``retry_after`` s
+        ├── StorageFullError            no room in temporary storage to receive an upload
+        └── ProcessingTimeoutError      the work took longer than ``processing_timeout_s``
 
-Core errors (``service.core.errors.CoreError``, a ``ValueError``) are answered as 422 with the
-offending parameter in ``loc``; Pydantic's ``ValidationError`` likewise. No handler is registered
-for bare ``ValueError``: an unexpected one is a bug and must surface as a 500 in tests.
+These say nothing about HTTP: no status codes, no headers, no ``"body"`` prefix on a path.
+``service.api.errors`` maps each class (and the core's ``CoreError``) to its answer. A new
+class needs a line in that table (``tests/test_errors_mapping.py`` fails without one).
 """
 
 from __future__ import annotations
 
-from http import HTTPStatus
-from typing import Any, ClassVar
-
 
 class ServiceError(Exception):
-    """Base of the errors answered with a JSON ``detail``; ``status_code`` sets the status."""
+    """Base of the domain and runtime errors; ``message`` is what the person is told."""
 
-    status_code: ClassVar[int] = 500
-
-    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None) -> None:
-        self.detail = detail or HTTPStatus(self.status_code).phrase
-        self.headers = headers
-        super().__init__(self.detail)
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(detail={self.detail!r})"
-
-    def body(self) -> dict[str, Any]:
-        """The JSON body answered for this error."""
-        return {"detail": self.detail}
+        return f"{type(self).__name__}(message={self.message!r})"
 
 
-class BadImageError(ServiceError):
-    """Raised when uploaded bytes cannot be decoded as an image (400)."""
-
-    status_code = 400
+class InputError(ServiceError):
+    """What the caller sent (an image or a spec) cannot be processed as it is."""
 
 
-class AuthenticationError(ServiceError):
-    """Raised when API keys are configured and the request carries none or a wrong one (401)."""
-
-    status_code = 401
+class UndecodableImageError(InputError):
+    """Raised when bytes cannot be decoded as an image (empty, not an image, corrupt)."""
 
 
-class NotAcceptableError(ServiceError):
-    """Raised when ``Accept`` allows none of the media types an operation answers (406)."""
-
-    status_code = 406
+class UnsupportedImageFormatError(InputError):
+    """Raised for an image format that is recognised but not accepted (PPM, ICO, EPS, ...)."""
 
 
-class BodyTimeoutError(ServiceError):
-    """Raised when the request body does not arrive within ``body_timeout_s`` (408).
+class ImageTooLargeError(InputError):
+    """Raised when an image's width x height, or a ``pixels`` array's, exceeds ``max_pixels``."""
 
-    Answered with ``Connection: close``: the rest of the body may still be on its way, so the
-    connection cannot carry another request.
+
+class InvalidSpecError(InputError):
+    """Raised when a spec is well-formed but cannot be run; ``path`` locates the field.
+
+    ``path`` is relative to the spec (``("steps", 0, "scale")``, ``("image", "pixels")``;
+    ``()`` for the spec as a whole).
     """
 
-    status_code = 408
+    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.path = path
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Connection": "close"})
-
-
-class PayloadTooLargeError(ServiceError):
-    """Raised when the body exceeds ``max_upload_bytes`` or the image ``max_pixels`` (413)."""
-
-    status_code = 413
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(path={self.path!r}, message={self.message!r})"
 
 
-class UnsupportedMediaError(ServiceError):
-    """Raised for a request content type or image format the service does not accept (415)."""
+class ResultTooLargeError(InvalidSpecError):
+    """Raised when a JSON answer would hold more than ``limit`` values; located at ``format``."""
 
-    status_code = 415
-
-
-class SpecError(ServiceError):
-    """Raised when a spec is well-formed but cannot be run; answered like FastAPI's 422."""
-
-    status_code = 422
-
-    def __init__(self, loc: tuple[str | int, ...], msg: str) -> None:
-        super().__init__(msg)
-        self.loc = loc
-
-    def body(self) -> dict[str, Any]:
-        return {"detail": [{"type": "value_error", "loc": list(self.loc), "msg": self.detail}]}
+    def __init__(self, values: int, limit: int) -> None:
+        super().__init__(
+            ("format",),
+            f"a JSON answer holds at most {limit:,} values and this result has {values:,}; "
+            "ask for a .npy file (Accept: application/x-npy or format npy) or a PNG",
+        )
+        self.values = values
+        self.limit = limit
 
 
-class OverloadedError(ServiceError):
-    """Raised when the per-worker work limit and its wait queue are full (503, Retry-After)."""
-
-    status_code = 503
+class RuntimeLimitError(ServiceError):
+    """The service cannot take or finish the work now (a limit of this process)."""
 
 
-class ProcessingTimeoutError(ServiceError):
-    """Raised when processing exceeds ``processing_timeout_s`` (504)."""
+class OverloadedError(RuntimeLimitError):
+    """Raised when the work limit and its wait queue are full; retry after ``retry_after`` s."""
 
-    status_code = 504
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageFullError(RuntimeLimitError):
+    """Raised when an upload cannot be spooled to temporary storage (the disk is full)."""
+
+    def __init__(self) -> None:
+        super().__init__("no room to receive the upload right now; retry later")
+
+
+class ProcessingTimeoutError(RuntimeLimitError):
+    """Raised when processing exceeds ``processing_timeout_s`` (the thread is abandoned)."""

@@ -46,7 +46,12 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import BadImageError, PayloadTooLargeError, SpecError, UnsupportedMediaError
+from .errors import (
+    ImageTooLargeError,
+    InvalidSpecError,
+    UndecodableImageError,
+    UnsupportedImageFormatError,
+)
 
 ACCEPTED_FORMATS: Final = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "MPO"})
 # zlib strategies (Z_DEFAULT_STRATEGY, Z_FILTERED, Z_HUFFMAN_ONLY, Z_RLE).
@@ -109,8 +114,9 @@ def configure_pillow(max_pixels: int) -> None:
     """Make Pillow's decompression-bomb guard agree with ``max_pixels``.
 
     Pillow warns above ``MAX_IMAGE_PIXELS`` and raises above twice that. ``decode`` checks the
-    limit itself from the header and answers 413, so the warning (which would only repeat that
-    check) is silenced; the error stays as a second line of defence for any other Pillow use.
+    limit itself from the header (``ImageTooLargeError``), so the warning (which would only
+    repeat that check) is silenced; the error stays as a second line of defence for any other
+    Pillow use.
     """
     Image.MAX_IMAGE_PIXELS = max_pixels
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -119,36 +125,36 @@ def configure_pillow(max_pixels: int) -> None:
 def decode_base64(data: str) -> bytes:
     """Decode base64 text (standard alphabet, padded; line breaks and spaces are ignored).
 
-    Anything else outside the alphabet is a 422, not silently dropped.
+    Anything else outside the alphabet is an ``InvalidSpecError``, not silently dropped.
     """
     try:
         return base64.b64decode("".join(data.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise SpecError(("body", "image", "data"), f"`data` is not valid base64: {exc}") from exc
+        raise InvalidSpecError(("image", "data"), f"`data` is not valid base64: {exc}") from exc
 
 
 def decode(data: bytes, *, max_pixels: int) -> Decoded:
     """Decode image file bytes into a ``Decoded`` array, enforcing ``max_pixels`` before decoding.
 
-    Raises ``BadImageError`` (400) for bytes that are not a decodable image, with the reason;
-    ``UnsupportedMediaError`` (415) for a recognised format the service does not accept;
-    ``PayloadTooLargeError`` (413) when width x height exceeds ``max_pixels``.
+    Raises ``UndecodableImageError`` for bytes that are not a decodable image, with the
+    reason; ``UnsupportedImageFormatError`` for a recognised format the service does not
+    accept; ``ImageTooLargeError`` when width x height exceeds ``max_pixels``.
     """
     if not data:
-        raise BadImageError("the image is empty (0 bytes)")
+        raise UndecodableImageError("the image is empty (0 bytes)")
     try:
         img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise PayloadTooLargeError(
+        raise ImageTooLargeError(
             f"the image exceeds the limit of {max_pixels} pixels ({_reason(exc)})"
         ) from exc
     except UnidentifiedImageError as exc:
-        raise BadImageError(
+        raise UndecodableImageError(
             "the bytes are not an image in a supported format "
             f"({', '.join(sorted(ACCEPTED_FORMATS - {'MPO'}))})"
         ) from exc
     except Exception as exc:  # Pillow's plugins raise many types on hostile headers
-        raise BadImageError(f"the image header cannot be read: {_reason(exc)}") from exc
+        raise UndecodableImageError(f"the image header cannot be read: {_reason(exc)}") from exc
     with img:
         return _decode_opened(img, max_pixels, data)
 
@@ -156,12 +162,12 @@ def decode(data: bytes, *, max_pixels: int) -> Decoded:
 def _decode_opened(img: Image.Image, max_pixels: int, data: bytes) -> Decoded:
     """Check format and size from the header, then decode the first frame."""
     if img.format not in ACCEPTED_FORMATS:
-        raise UnsupportedMediaError(f"image format {img.format} is not accepted")
+        raise UnsupportedImageFormatError(f"image format {img.format} is not accepted")
     width, height = img.size
     if width <= 0 or height <= 0:
-        raise BadImageError(f"the image declares an empty size {width}x{height}")
+        raise UndecodableImageError(f"the image declares an empty size {width}x{height}")
     if width * height > max_pixels:
-        raise PayloadTooLargeError(
+        raise ImageTooLargeError(
             f"the image is {width}x{height} = {width * height} pixels; "
             f"the limit is {max_pixels} pixels"
         )
@@ -169,19 +175,23 @@ def _decode_opened(img: Image.Image, max_pixels: int, data: bytes) -> Decoded:
         try:
             return _decoded(imagecodecs.png_decode(data))
         except Exception as exc:  # truncated or corrupt data, as below
-            raise BadImageError(f"the image data cannot be decoded: {_reason(exc)}") from exc
+            raise UndecodableImageError(
+                f"the image data cannot be decoded: {_reason(exc)}"
+            ) from exc
     if _is_plain_jpeg(img, data):
         try:
             return _decoded(imagecodecs.jpeg8_decode(data))
         except Exception as exc:  # corrupt data, as below
-            raise BadImageError(f"the image data cannot be decoded: {_reason(exc)}") from exc
+            raise UndecodableImageError(
+                f"the image data cannot be decoded: {_reason(exc)}"
+            ) from exc
     try:
         img.seek(0)
         img.load()
         oriented: Image.Image = ImageOps.exif_transpose(img) or img
         return _to_array(oriented)
-    except Exception as exc:  # truncated or corrupt data: any decoder error is a 400
-        raise BadImageError(f"the image data cannot be decoded: {_reason(exc)}") from exc
+    except Exception as exc:  # truncated or corrupt data: any decoder error
+        raise UndecodableImageError(f"the image data cannot be decoded: {_reason(exc)}") from exc
 
 
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
@@ -281,26 +291,29 @@ def from_pixels(pixels: list[Any]) -> Decoded:
     """Build a ``Decoded`` image from a JSON ``pixels`` array of numbers in 0..255.
 
     Accepts ``[M][N]`` (grayscale) or ``[M][N][C]`` with ``C`` in 1..4 (``C`` = 2 or 4 means the
-    last channel is alpha). Non-integer values are truncated toward zero. Raises ``SpecError``
-    (422) for ragged, empty, non-numeric, non-finite or out-of-range input.
+    last channel is alpha). Non-integer values are truncated toward zero. Raises
+    ``InvalidSpecError`` (at ``("image", "pixels")``) for ragged, empty, non-numeric,
+    non-finite or out-of-range input.
     """
-    loc = ("body", "image", "pixels")
+    path = ("image", "pixels")
     try:
         raw = np.asarray(pixels)
     except ValueError as exc:  # inhomogeneous (ragged) nesting
-        raise SpecError(loc, "`pixels` must be a rectangular array (rows of equal length)") from exc
+        raise InvalidSpecError(
+            path, "`pixels` must be a rectangular array (rows of equal length)"
+        ) from exc
     if raw.dtype.kind not in "iuf":
-        raise SpecError(loc, "`pixels` must hold only numbers (0..255)")
+        raise InvalidSpecError(path, "`pixels` must hold only numbers (0..255)")
     if raw.ndim not in (2, 3) or raw.size == 0:
-        raise SpecError(
-            loc, f"`pixels` must be a non-empty [H][W] or [H][W][C] array, got {raw.ndim}-D"
+        raise InvalidSpecError(
+            path, f"`pixels` must be a non-empty [H][W] or [H][W][C] array, got {raw.ndim}-D"
         )
     if raw.ndim == 3 and not 1 <= raw.shape[2] <= 4:
-        raise SpecError(loc, f"`pixels` may have 1 to 4 channels, got {raw.shape[2]}")
+        raise InvalidSpecError(path, f"`pixels` may have 1 to 4 channels, got {raw.shape[2]}")
     if not np.isfinite(raw).all():
-        raise SpecError(loc, "`pixels` must be finite numbers (no NaN or Infinity)")
+        raise InvalidSpecError(path, "`pixels` must be finite numbers (no NaN or Infinity)")
     if raw.min() < 0 or raw.max() > 255:
-        raise SpecError(loc, "`pixels` values must lie in 0..255")
+        raise InvalidSpecError(path, "`pixels` values must lie in 0..255")
     # values checked in range; floats truncate toward zero
     return _decoded(np.ascontiguousarray(raw.astype(np.uint8)))
 

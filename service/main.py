@@ -7,23 +7,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from . import __version__, balancing, imaging, observability
-from .api import docs, health, messages, meta, metrics, operations, playground
-from .api.body import SpecValidationError
+from .api import docs, health, meta, metrics, operations, playground
+from .api.errors import add_error_handlers
 from .api.responses import HEADERS
 from .api.security import SecurityHeadersMiddleware
 from .concurrency import WorkLimiter
 from .config import Settings, get_settings
-from .core.errors import CoreError
-from .errors import ServiceError
 from .ops import OPERATIONS, spec_models
 from .schemas import ENUMS, ArrayResult, EncodedImage, PixelImage
 
@@ -69,40 +65,6 @@ SECURITY_SCHEMES = {
 }
 PROCESSING_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}, {}]
 """Either key header, or none when the server has no keys configured."""
-
-
-def _validation_issues(
-    error: ValidationError, prefix: tuple[str | int, ...] = ("body",)
-) -> list[dict[str, Any]]:
-    return messages.humanize(error.errors(include_url=False, include_input=False), prefix)
-
-
-def _register_error_handlers(app: FastAPI) -> None:
-    # Handlers sit on base classes; Starlette finds them by walking each exception's MRO.
-    @app.exception_handler(ServiceError)
-    async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(CoreError)
-    async def core_error(_: Request, exc: CoreError) -> JSONResponse:
-        issue = {"type": "value_error", "loc": ["body", exc.param], "msg": exc.message}
-        return JSONResponse({"detail": [issue]}, status_code=422)
-
-    @app.exception_handler(ValidationError)
-    async def spec_invalid(_: Request, exc: ValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_issues(exc)}, status_code=422)
-
-    @app.exception_handler(RequestValidationError)
-    async def request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        issues = [
-            {"type": issue["type"], "loc": list(issue["loc"]), "msg": issue["msg"]}
-            for issue in exc.errors()
-        ]
-        return JSONResponse({"detail": issues}, status_code=422)
-
-    @app.exception_handler(SpecValidationError)
-    async def multipart_spec_invalid(_: Request, exc: SpecValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_issues(exc.error, exc.prefix)}, status_code=422)
 
 
 def _openapi_factory(app: FastAPI) -> Any:
@@ -230,7 +192,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     docs.mount_assets(app)
     playground.mount_assets(app)
-    _register_error_handlers(app)
+    add_error_handlers(app)
     app.openapi = _openapi_factory(app)  # type: ignore[method-assign]
 
     if settings.cors_origins:

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from . import processing
 from .config import Settings
 from .core.errors import CoreError
-from .errors import SpecError
+from .errors import InvalidSpecError
 from .imaging import Decoded
 from .schemas import (
     ConvolveParams,
@@ -102,16 +102,16 @@ class Operation(Generic[P]):
 def run_steps(image: Decoded, params: Any, settings: Settings) -> Decoded:
     """Run ``params.steps`` in order, each on the previous step's output.
 
-    A step's error is located at its index: ``["body", "steps", i, field]``.
+    A step's error is located at its index: ``("steps", i, field)`` in the spec.
     """
     for index, step in enumerate(params.steps):
         operation = STEPS[step.op]
         try:
             image = operation.run(image, step, settings)
-        except SpecError as exc:
-            raise SpecError(("body", "steps", index, *exc.loc[1:]), exc.detail) from exc
+        except InvalidSpecError as exc:
+            raise InvalidSpecError(("steps", index, *exc.path), exc.message) from exc
         except CoreError as exc:
-            raise SpecError(("body", "steps", index, exc.param), exc.message) from exc
+            raise InvalidSpecError(("steps", index, exc.param), exc.message) from exc
     return image
 
 

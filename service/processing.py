@@ -23,7 +23,7 @@ from .core.codelab import codelab_correlate
 from .core.convolution import correlate, correlate_stripes
 from .core.pooling import pool
 from .core.scaling import apply_scale
-from .errors import PayloadTooLargeError, SpecError
+from .errors import ImageTooLargeError, InvalidSpecError, ResultTooLargeError
 from .imaging import Decoded
 from .observability import count_rejection, observe_stage
 from .schemas import ConvolveParams, ImageRef, OutputFormat, PixelImage, PoolParams
@@ -40,14 +40,14 @@ def resolve_image(ref: ImageRef, upload: bytes | None, settings: Settings) -> De
             if isinstance(ref, PixelImage):
                 decoded = imaging.from_pixels(ref.pixels)
                 if decoded.height * decoded.width > settings.max_pixels:
-                    raise PayloadTooLargeError(
+                    raise ImageTooLargeError(
                         f"`pixels` hold {decoded.height * decoded.width} pixels; "
                         f"the limit is {settings.max_pixels} pixels"
                     )
                 return decoded
             data = imaging.decode_base64(ref.data)
             return imaging.decode(data, max_pixels=settings.max_pixels)
-        except PayloadTooLargeError:
+        except ImageTooLargeError:
             count_rejection("too_many_pixels")
             raise
 
@@ -61,7 +61,7 @@ def prepare(image: Decoded, color: str) -> Decoded:
 def stage(name: str) -> Iterator[None]:
     """Time a core step as stage ``name`` (metrics) with NumPy's overflow warnings silenced.
 
-    `finish` turns a non-finite result into a 422, so the warnings would only be noise.
+    `finish` refuses a non-finite result, so the warnings would only be noise.
     """
     with observe_stage(name), np.errstate(over="ignore", invalid="ignore"):
         yield
@@ -172,14 +172,14 @@ def pool_image(image: Decoded, params: PoolParams, settings: Settings) -> Decode
 
 
 def finish(values: npt.NDArray[Any], source: Decoded, scale: Any) -> Decoded:
-    """A step's result: its values scaled; non-finite values are a 422 whatever the scale.
+    """A step's result: its values scaled; non-finite values are an ``InvalidSpecError``.
 
     They can only come from a raw (float32) input: 8-bit pixels times kernels, weights and
     ``cval`` within ``VALUE_BOUND`` stay far below float32's 3.4e38, so only then is it checked.
     """
     if source.pixels.dtype.kind == "f" and not np.isfinite(values).all():
-        raise SpecError(
-            ("body", "scale"), "the raw result overflowed float32; lower the weight or kernel"
+        raise InvalidSpecError(
+            ("scale",), "the raw result overflowed float32; lower the weight or kernel"
         )
     return Decoded(apply_scale(values, scale, alpha=source.alpha), alpha=source.alpha)
 
@@ -208,12 +208,7 @@ def render(result: Decoded, fmt: OutputFormat, settings: Settings) -> tuple[byte
             np.save(buffer, np.ascontiguousarray(pixels), allow_pickle=False)
             return buffer.getvalue(), "application/x-npy"
         if pixels.size > settings.max_json_values:
-            raise SpecError(
-                ("body", "format"),
-                f"a JSON answer holds at most {settings.max_json_values:,} values and this "
-                f"result has {pixels.size:,}; ask for a .npy file (Accept: application/x-npy "
-                "or format npy) or a PNG",
-            )
+            raise ResultTooLargeError(pixels.size, settings.max_json_values)
         document = {
             "width": int(pixels.shape[1]),
             "height": int(pixels.shape[0]),

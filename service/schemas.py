@@ -429,13 +429,13 @@ class OutputSpec(StrictModel):
     format: OutputFormat = Field("png", description=_FORMAT_DESCRIPTION)
 
     def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
-        """The scale of the result and its location (``raw`` cannot be answered as PNG).
+        """The scale of the result and its path in the spec (``raw`` cannot be a PNG).
 
         An operation's ``scale`` field when it has one; ``PipelineParams`` answers its last
         step's.
         """
         scale: Scale | None = getattr(self, "scale", None)
-        return (scale, ("body", "scale")) if scale is not None else ("clamp", ("body",))
+        return (scale, ("scale",)) if scale is not None else ("clamp", ())
 
 
 def _examples(example: dict[str, Any] | None) -> ConfigDict:
@@ -483,7 +483,7 @@ def pipeline_params(steps: Mapping[str, type[StrictModel]]) -> type[StrictModel]
         return value
 
     def output_scale(self: Any) -> tuple[Scale, tuple[str | int, ...]]:
-        return self.steps[-1].scale, ("body", "steps", len(self.steps) - 1, "scale")
+        return self.steps[-1].scale, ("steps", len(self.steps) - 1, "scale")
 
     ops = ", ".join(f"`{name}`" for name in steps)
     namespace = {

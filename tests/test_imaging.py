@@ -18,7 +18,12 @@ from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
 from service import imaging
-from service.errors import BadImageError, PayloadTooLargeError, SpecError, UnsupportedMediaError
+from service.errors import (
+    ImageTooLargeError,
+    InvalidSpecError,
+    UndecodableImageError,
+    UnsupportedImageFormatError,
+)
 from testkit.images import (
     bomb_png,
     encode,
@@ -231,7 +236,7 @@ def test_decode_interlaced_png_gives_the_pixels(channels: int) -> None:
 def test_decode_plain_png_with_corrupt_image_data_is_a_bad_image() -> None:
     data = raw_png(4, 4, b"this is not a zlib stream")
     assert imaging._is_plain_png(data)
-    with pytest.raises(BadImageError, match="cannot be decoded"):
+    with pytest.raises(UndecodableImageError, match="cannot be decoded"):
         imaging.decode(data, max_pixels=100)
 
 
@@ -243,7 +248,7 @@ def test_decode_multiframe_gif_takes_first_frame() -> None:
 
 
 def test_decode_bomb_rejected_from_header() -> None:
-    with pytest.raises(PayloadTooLargeError, match="2500000000 pixels"):
+    with pytest.raises(ImageTooLargeError, match="2500000000 pixels"):
         imaging.decode(bomb_png(50_000, 50_000), max_pixels=40_000_000)
 
 
@@ -254,7 +259,7 @@ def test_decode_exactly_at_pixel_limit_is_accepted() -> None:
 
 
 def test_decode_over_pixel_limit_is_413() -> None:
-    with pytest.raises(PayloadTooLargeError, match="limit is 20 pixels"):
+    with pytest.raises(ImageTooLargeError, match="limit is 20 pixels"):
         imaging.decode(png_bytes(np.zeros((5, 5), np.uint8)), max_pixels=20)
 
 
@@ -264,7 +269,7 @@ def test_decode_over_pixel_limit_is_413() -> None:
     ids=["empty", "text", "random"],
 )
 def test_decode_garbage_is_bad_image(data: bytes) -> None:
-    with pytest.raises(BadImageError):
+    with pytest.raises(UndecodableImageError):
         imaging.decode(data, max_pixels=100)
 
 
@@ -275,22 +280,22 @@ def test_decode_error_reason_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None
         raise OSError("A" * 5000)
 
     monkeypatch.setattr(imaging.Image, "open", chatty_open)
-    with pytest.raises(BadImageError, match="cannot be read") as caught:
+    with pytest.raises(UndecodableImageError, match="cannot be read") as caught:
         imaging.decode(b"not empty", max_pixels=100)
-    assert "AAAA" in caught.value.detail
-    assert len(caught.value.detail) < 300
+    assert "AAAA" in caught.value.message
+    assert len(caught.value.message) < 300
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_decode_truncated_is_bad_image(fmt: str) -> None:
     data = encode(Image.fromarray(RNG.integers(0, 256, (64, 64), dtype=np.uint8)), fmt)
-    with pytest.raises(BadImageError, match="cannot be decoded"):
+    with pytest.raises(UndecodableImageError, match="cannot be decoded"):
         imaging.decode(data[: len(data) // 2], max_pixels=10_000)
 
 
 def test_decode_unaccepted_format_is_415() -> None:
     data = encode(Image.new("RGB", (2, 2)), "PPM")
-    with pytest.raises(UnsupportedMediaError, match="PPM"):
+    with pytest.raises(UnsupportedImageFormatError, match="PPM"):
         imaging.decode(data, max_pixels=100)
 
 
@@ -321,7 +326,7 @@ def test_decode_base64_ignores_line_breaks_and_spaces() -> None:
 @pytest.mark.parametrize("junk", ["!", "-", "_", "*"])
 def test_decode_base64_rejects_characters_outside_the_alphabet(junk: str) -> None:
     text = base64.b64encode(png_bytes(np.zeros((4, 4), np.uint8))).decode()
-    with pytest.raises(SpecError, match="not valid base64"):
+    with pytest.raises(InvalidSpecError, match="not valid base64"):
         imaging.decode_base64(text[:8] + junk + text[8:])
 
 
@@ -352,7 +357,7 @@ def test_configure_pillow_sets_the_bomb_guard() -> None:
     ],
 )
 def test_from_pixels_rejects_bad_arrays(pixels: list[object], message: str) -> None:
-    with pytest.raises(SpecError, match=message):
+    with pytest.raises(InvalidSpecError, match=message):
         imaging.from_pixels(pixels)
 
 
@@ -559,7 +564,7 @@ def test_decode_jpeg_without_eoi_goes_through_pillow_and_is_refused() -> None:
     buffer = io.BytesIO()
     Image.fromarray(_smooth((64, 64, 3))).save(buffer, format="JPEG")
     imagecodecs.jpeg8_decode(buffer.getvalue()[:-2])  # the hazard: no error here
-    with pytest.raises(BadImageError):
+    with pytest.raises(UndecodableImageError):
         imaging.decode(buffer.getvalue()[:-2], max_pixels=10**6)
 
 

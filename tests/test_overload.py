@@ -23,6 +23,7 @@ import httpx
 import numpy as np
 import pytest
 
+from service.api.errors import answer
 from service.concurrency import WorkLimiter
 from service.errors import OverloadedError, ProcessingTimeoutError
 from tests.conftest import make_settings
@@ -31,6 +32,13 @@ from tests.servers import Server, free_port, rss_kib, running_server, uvicorn_ar
 
 def _limiter(**overrides: float) -> WorkLimiter:
     return WorkLimiter(make_settings(**overrides))
+
+
+def _answered(error: Exception) -> tuple[int, dict[str, str]]:
+    """The status and the error's own headers, as the HTTP layer answers ``error``."""
+    response = answer(error)
+    own = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+    return response.status_code, own
 
 
 def _gate() -> tuple[threading.Event, threading.Event]:
@@ -111,9 +119,8 @@ def test_limiter_full_queue_answers_503_at_once_with_retry_after() -> None:
 
     error, elapsed, results = anyio.run(main)
     assert elapsed < 0.5  # refused at once, not after the 5 s queue timeout
-    assert error.status_code == 503
-    assert error.headers == {"Retry-After": "5"}
-    assert "retry" in error.detail
+    assert _answered(error) == (503, {"retry-after": "5"})
+    assert "retry" in error.message
     assert results == ["done", "done"]  # the running and the queued work both finished
 
 
@@ -148,7 +155,7 @@ def test_limiter_queue_wait_over_timeout_is_503() -> None:
             with pytest.raises(OverloadedError) as caught:
                 await limiter.run(_blocking, started, release)
             elapsed = time.monotonic() - begin
-            assert caught.value.headers == {"Retry-After": "1"}  # ceil(0.2 s)
+            assert _answered(caught.value)[1] == {"retry-after": "1"}  # ceil(0.2 s)
             release.set()
         return elapsed
 
@@ -165,7 +172,7 @@ def test_limiter_processing_timeout_is_504_and_slot_held_until_thread_ends() -> 
         begin = time.monotonic()
         with pytest.raises(ProcessingTimeoutError) as caught:
             await limiter.run(_blocking, started, release)
-        assert caught.value.status_code == 504
+        assert _answered(caught.value) == (504, {})
         assert time.monotonic() - begin < 2.0
         # The abandoned thread still runs, so it still holds the only slot: no queue -> 503.
         assert limiter.in_flight == 1
@@ -232,8 +239,9 @@ def test_limiter_admits_concurrency_plus_queue_then_503(
             held.enter_context(limiter.admit())
         with pytest.raises(OverloadedError) as caught, limiter.admit():
             pass
-        assert caught.value.status_code == 503
-        assert "Retry-After" in (caught.value.headers or {})
+        status, headers = _answered(caught.value)
+        assert status == 503
+        assert "retry-after" in headers
     with limiter.admit():  # every admission was handed back
         pass
 
@@ -246,7 +254,7 @@ def test_limiter_retry_after_is_queue_timeout_rounded_up(
     limiter = _limiter(max_concurrency=1, max_queue=0, queue_timeout_s=queue_timeout_s)
     with limiter.admit(), pytest.raises(OverloadedError) as caught, limiter.admit():
         pass
-    assert caught.value.headers == {"Retry-After": retry_after}
+    assert _answered(caught.value)[1] == {"retry-after": retry_after}
 
 
 def test_limiter_capacity_from_settings() -> None:

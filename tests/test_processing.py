@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service import processing
-from service.errors import PayloadTooLargeError
+from service.errors import ImageTooLargeError
 from service.imaging import Decoded
 from service.schemas import ConvolveParams, PixelImage
 from testkit.images import png_row_filters
@@ -26,7 +26,7 @@ def test_resolve_pixels_exactly_at_pixel_limit_is_accepted() -> None:
     settings = make_settings(**SMALL)
     decoded = processing.resolve_image(PixelImage(pixels=[[3] * 10] * 10), None, settings)
     assert decoded.pixels.shape == (10, 10)
-    with pytest.raises(PayloadTooLargeError, match="101 pixels"):
+    with pytest.raises(ImageTooLargeError, match="101 pixels"):
         processing.resolve_image(PixelImage(pixels=[[3] * 101]), None, settings)
 
 

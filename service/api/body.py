@@ -20,15 +20,16 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from ..config import Settings
-from ..errors import (
-    BodyTimeoutError,
-    OverloadedError,
-    PayloadTooLargeError,
-    SpecError,
-    UnsupportedMediaError,
-)
+from ..errors import StorageFullError
 from ..observability import count_rejection
 from ..schemas import ImageRef, OutputSpec, validation_context
+from .errors import (
+    BodyTimeoutError,
+    BodyTooLargeError,
+    MalformedBodyError,
+    SpecValidationError,
+    UnsupportedContentTypeError,
+)
 
 S = TypeVar("S", bound=OutputSpec)
 
@@ -69,7 +70,7 @@ async def _read_limited(request: Request, limit: int, timeout: float) -> bytes:
 
 def _reject_size(limit: int) -> None:
     count_rejection("too_many_bytes")
-    raise PayloadTooLargeError(f"the request body exceeds the limit of {limit} bytes")
+    raise BodyTooLargeError(f"the request body exceeds the limit of {limit} bytes")
 
 
 async def read_request(
@@ -86,14 +87,14 @@ async def read_request(
     if not ((is_json and JSON in encodings) or (is_multipart and MULTIPART in encodings)):
         wanted = " or ".join(encodings)
         if not media_type:
-            raise UnsupportedMediaError(f"no Content-Type: send the spec as {wanted}")
-        raise UnsupportedMediaError(
+            raise UnsupportedContentTypeError(f"no Content-Type: send the spec as {wanted}")
+        raise UnsupportedContentTypeError(
             f"content type {media_type!r} is not accepted here; send {wanted}"
         )
     body = await _read_limited(request, settings.max_upload_bytes, settings.body_timeout_s)
     if media_type != MULTIPART:
         if not body.strip():
-            raise SpecError(("body",), "the request body is empty; send a JSON spec")
+            raise MalformedBodyError((), "the request body is empty; send a JSON spec")
         return RawRequest(json_body=body)
     return await _read_multipart(request, body)
 
@@ -106,23 +107,22 @@ async def _read_multipart(request: Request, body: bytes) -> RawRequest:
     try:
         form = await replayed.form(max_files=2, max_fields=4)
     except OSError as exc:  # spooling the parts to the temporary directory failed: ours
-        raise OverloadedError(
-            "no room to receive the upload right now; retry later",
-            headers={"Retry-After": "1"},
-        ) from exc
+        raise StorageFullError from exc
     except Exception as exc:  # python-multipart and Starlette raise several types
-        raise SpecError(("body",), f"the multipart body cannot be parsed: {exc}") from exc
+        raise MalformedBodyError((), f"the multipart body cannot be parsed: {exc}") from exc
     try:
         unexpected = sorted(set(form.keys()) - {"image", "spec"})
         if unexpected:
-            raise SpecError(
-                ("body", unexpected[0]),
+            raise MalformedBodyError(
+                (unexpected[0],),
                 f"unexpected form field {unexpected[0]!r}; the parts are `image` (file) and "
                 "`spec` (JSON text)",
             )
         spec = form.get("spec")
         if spec is None:
-            raise SpecError(("body", "spec"), "the multipart body needs a `spec` part (JSON text)")
+            raise MalformedBodyError(
+                ("spec",), "the multipart body needs a `spec` part (JSON text)"
+            )
         if isinstance(spec, UploadFile):
             spec = await _json_part(spec)
         image = form.get("image")
@@ -133,7 +133,7 @@ async def _read_multipart(request: Request, body: bytes) -> RawRequest:
             if not upload and not image.filename:
                 upload = None
         elif isinstance(image, str) and image:
-            raise SpecError(("body", "image"), "`image` must be a file part")
+            raise MalformedBodyError(("image",), "`image` must be a file part")
         return RawRequest(spec_text=spec, upload=upload)
     finally:
         await form.close()
@@ -143,13 +143,13 @@ async def _json_part(part: UploadFile) -> str:
     """A ``spec`` part sent with a file name (Swagger UI sends a JSON Blob): JSON text only."""
     media_type = (part.content_type or "").split(";")[0].strip().lower()
     if media_type != JSON and not media_type.endswith("+json"):
-        raise SpecError(
-            ("body", "spec"), "`spec` must be a text part or an application/json part, not a file"
+        raise MalformedBodyError(
+            ("spec",), "`spec` must be a text part or an application/json part, not a file"
         )
     try:
         return (await part.read()).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(("body", "spec"), "the `spec` part is not UTF-8 text") from exc
+        raise MalformedBodyError(("spec",), "the `spec` part is not UTF-8 text") from exc
 
 
 def parse_spec(
@@ -167,17 +167,8 @@ def parse_spec(
     try:
         spec = spec_model.model_validate_json(raw.spec_text or "", context=context)
     except ValidationError as exc:
-        raise SpecValidationError(exc, prefix=("body", "spec")) from exc
+        raise SpecValidationError(exc) from exc
     return spec, "ascent", raw.upload
-
-
-class SpecValidationError(Exception):
-    """A Pydantic ``ValidationError`` of the multipart ``spec`` part, located under ``spec``."""
-
-    def __init__(self, error: ValidationError, prefix: tuple[str, ...]) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.prefix = prefix
 
 
 # --- OpenAPI -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ the answer is 406.
 
 from __future__ import annotations
 
-from ..errors import NotAcceptableError
+from .errors import NotAcceptableError
 
 
 def _ranges(accept: str) -> list[tuple[str, str, float]]:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from .. import processing
 from ..concurrency import WorkLimiter
 from ..config import Settings
-from ..errors import SpecError
+from ..errors import InvalidSpecError
 from ..imaging import Decoded
 from ..observability import annotate, count_connection_release
 from ..ops import OPERATIONS, Operation
@@ -93,10 +93,10 @@ def _work(
 ) -> tuple[bytes, str]:
     spec, ref, upload = parse_spec(raw, models[0], models[1], settings)
     media_type = choose(candidates, MEDIA_TYPES[spec.format])
-    scale, loc = spec.output_scale()
+    scale, path = spec.output_scale()
     if scale == "raw" and media_type == MEDIA_TYPES["png"]:
-        raise SpecError(
-            loc,
+        raise InvalidSpecError(
+            path,
             "`scale: raw` gives float32 values, which a PNG cannot carry: ask for JSON "
             "(`format: json`, or the `/array` operation) or .npy (`format: npy` or "
             "`Accept: application/x-npy`)",

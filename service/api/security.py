@@ -13,8 +13,8 @@ import hmac
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import AuthenticationError
 from .deps import SettingsDep
+from .errors import AuthenticationError
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -43,17 +43,14 @@ async def require_api_key(request: Request, settings: SettingsDep) -> None:
     presented = _presented_key(request)
     if presented is None:
         raise AuthenticationError(
-            "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
-            headers={"WWW-Authenticate": "Bearer"},
+            "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
         )
     # Compare against every key (no early exit) so timing does not reveal which one matched.
     matched = False
     for key in keys:
         matched |= hmac.compare_digest(presented.encode(), key.encode())
     if not matched:
-        raise AuthenticationError(
-            "the API key is not valid", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise AuthenticationError("the API key is not valid")
 
 
 class SecurityHeadersMiddleware:
