@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from . import __version__
 from .config import Settings
@@ -35,9 +35,9 @@ from .errors import InvalidSpecError, ServiceError
 if TYPE_CHECKING:
     from .imaging import Decoded
     from .ops import Operation
-    from .schemas import OutputFormat
+    from .schemas import OutputFormat, OutputSpec
 
-S = TypeVar("S", bound=BaseModel)
+S = TypeVar("S", bound="OutputSpec")
 
 __all__ = ["build_parser", "main"]
 
@@ -337,6 +337,14 @@ def _run_images(
     except ValidationError as exc:
         raise CliError(_validation_message(exc), code=2) from exc
     fmt = cast("OutputFormat", getattr(spec, "format", fmt))
+    scale, path = spec.output_scale()
+    if scale == "raw" and fmt == "png":
+        where = _where(path)
+        raise CliError(
+            f"{where}: `raw` gives float32 values, which a PNG cannot hold; "
+            "use --format json (or -o FILE.json)",
+            code=2,
+        )
     targets = _targets(args.inputs, output, several, fmt)
     progress = _Progress(len(targets), enabled=several and not args.quiet)
     for source, target in targets:
@@ -347,7 +355,10 @@ def _run_images(
             raise CliError(f"{source}: {_where(exc.path)}: {exc.message}") from exc
         except CoreError as exc:
             raise CliError(f"{source}: {exc.param}: {exc.message}") from exc
-        body, _ = processing.render(result, fmt, settings)
+        try:
+            body, _ = processing.render(result, fmt, settings)
+        except InvalidSpecError as exc:  # a JSON answer over max_json_values
+            raise CliError(f"{source}: {exc.message}") from exc
         _write(body, target)
         progress.advance(source)
     return 0

@@ -100,9 +100,12 @@ def ascent_png() -> bytes:
 
 @lru_cache(maxsize=1)
 def ascent() -> Decoded:
-    """The ascent pixels, decoded once per process; the array is read-only."""
-    with Image.open(io.BytesIO(ascent_png())) as img:
-        pixels = np.asarray(img.convert("L"))
+    """The ascent pixels, decoded once per process; the array is read-only.
+
+    libpng through imagecodecs, not Pillow: the built-in picture is not an upload, and
+    Pillow's bomb guard (``configure_pillow``) would refuse it under a small ``max_pixels``.
+    """
+    pixels = np.asarray(imagecodecs.png_decode(ascent_png()), dtype=np.uint8)
     pixels.setflags(write=False)
     return Decoded(pixels)
 

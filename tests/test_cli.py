@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from scipy import ndimage
 
 from service.cli import main
+from service.config import get_settings
 from tests.conftest import ROOT, decode_png, png_bytes
 
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64)
@@ -298,3 +299,18 @@ def test_make_run_leaves_host_and_port_to_the_imgfilter_settings() -> None:
     assert "--port" not in dry_run()
     assert "--host" not in dry_run()
     assert dry_run("PORT=9001", "HOST=0.0.0.0").endswith("serve --host 0.0.0.0 --port 9001")
+
+
+def test_cli_raw_to_png_and_oversized_json_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["convolve", "ascent", "--preset", "laplacian", "--scale", "raw"]
+    assert main([*args, "-o", str(tmp_path / "x.png")]) == 2
+    assert "PNG cannot hold" in _error_line(capsys)
+    monkeypatch.setenv("IMGFILTER_MAX_JSON_VALUES", "1000")
+    get_settings.cache_clear()
+    try:
+        assert main([*args, "-o", str(tmp_path / "x.json")]) == 1
+    finally:
+        get_settings.cache_clear()
+    assert "at most 1,000 values" in _error_line(capsys)

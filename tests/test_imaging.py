@@ -9,10 +9,12 @@ import shutil
 import struct
 import subprocess
 import zlib
+from collections.abc import Callable
 
 import imagecodecs
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageOps
@@ -586,3 +588,14 @@ def test_to_gray_in_stripes_matches_pillow(monkeypatch: pytest.MonkeyPatch) -> N
     gray = imaging.to_gray(imaging.Decoded(rgba, alpha=True))
     np.testing.assert_array_equal(gray.pixels[..., 0], expected)
     np.testing.assert_array_equal(gray.pixels[..., 1], rgba[..., 3])
+
+
+def test_ascent_is_served_under_a_pixel_limit_below_its_size(
+    make_client: Callable[..., TestClient], ascent: np.ndarray
+) -> None:
+    """Pillow's bomb guard follows max_pixels; the built-in picture does not go through it."""
+    imaging.ascent.cache_clear()
+    client = make_client(max_pixels=100_000)
+    answer = client.post("/pool", json={"size": 1})
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_array_equal(imagecodecs.png_decode(answer.content), ascent)
