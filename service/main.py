@@ -15,15 +15,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from . import __version__, balancing, imaging, observability
+from . import __version__, imaging
 from .api import convolve, docs, health, messages, meta, metrics, pipeline, playground, pool
 from .api.body import SpecValidationError
 from .api.responses import HEADERS
 from .api.security import SecurityHeadersMiddleware, require_api_key
-from .concurrency import WorkLimiter
 from .config import Settings, get_settings
 from .core.errors import CoreError
 from .errors import ServiceError
+from .runtime import balancing, observability
+from .runtime.limiter import WorkLimiter
 from .schemas import ENUMS, SPEC_MODELS, ArrayResult
 
 DESCRIPTION = """

@@ -1,4 +1,4 @@
-"""The shared load board of the worker processes (service.balancing)."""
+"""The shared load board of the worker processes (service.runtime.balancing)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from service.balancing import BOARD_ENV, LoadBoard, join_from_environment
-from service.concurrency import WorkLimiter
+from service.runtime.balancing import BOARD_ENV, LoadBoard, join_from_environment
+from service.runtime.limiter import WorkLimiter
 from tests.conftest import make_settings
 from tests.servers import dead_pid
 
@@ -181,7 +181,7 @@ def test_processes_share_the_board_and_claim_distinct_records_at_once(tmp_path: 
         f"""
         import os, sys, time
         from pathlib import Path
-        from service.balancing import LoadBoard
+        from service.runtime.balancing import LoadBoard
         while not Path({str(go)!r}).exists():
             time.sleep(0.001)
         board = LoadBoard.join(Path({str(path)!r}))

@@ -1,4 +1,4 @@
-"""Returning freed heap memory to the OS when a worker falls idle (service.memory)."""
+"""Returning freed heap memory to the OS when a worker falls idle (service.runtime.memory)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from service import memory
-from service.concurrency import WorkLimiter
-from service.memory import IdleTrimmer, resident_bytes
+from service.runtime import memory
+from service.runtime.limiter import WorkLimiter
+from service.runtime.memory import IdleTrimmer, resident_bytes
 from tests.conftest import make_settings
 
 MIB = 2**20

@@ -17,9 +17,9 @@ from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from service import lifecycle, observability
 from service.api import metrics
-from service.observability import JsonFormatter
+from service.runtime import lifecycle, observability
+from service.runtime.observability import JsonFormatter
 from tests.conftest import ROOT, make_settings
 
 METRIC_NAMES = (
@@ -324,7 +324,7 @@ def test_metrics_merge_across_processes_in_multiprocess_mode(tmp_path: Path) -> 
     """Two worker-like processes write files; a third renders the sum of both."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     record = (
-        "from service import observability as o\n"
+        "from service.runtime import observability as o\n"
         "assert o.multiprocess_mode()\n"
         "o.count_rejection('overload')\n"
         "with o.observe_stage('pool'): pass\n"
@@ -332,7 +332,9 @@ def test_metrics_merge_across_processes_in_multiprocess_mode(tmp_path: Path) -> 
     )
     for _ in range(2):
         subprocess.run([sys.executable, "-c", record], env=env, cwd=ROOT, check=True)
-    render = "from service import observability as o\nprint(o.render_metrics()[0].decode())\n"
+    render = (
+        "from service.runtime import observability as o\nprint(o.render_metrics()[0].decode())\n"
+    )
     text = subprocess.run(
         [sys.executable, "-c", render], env=env, cwd=ROOT, check=True, capture_output=True
     ).stdout.decode()

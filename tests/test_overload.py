@@ -23,8 +23,8 @@ import httpx
 import numpy as np
 import pytest
 
-from service.concurrency import WorkLimiter
 from service.errors import OverloadedError, ProcessingTimeoutError
+from service.runtime.limiter import WorkLimiter
 from tests.conftest import make_settings
 from tests.servers import Server, free_port, rss_kib, running_server, uvicorn_args
 

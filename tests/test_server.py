@@ -1,4 +1,4 @@
-"""``service.server`` and ``service.cli`` with real processes: TCP_NODELAY, SIGTERM drain,
+"""``service.runtime.server`` and ``service.cli`` with real processes: TCP_NODELAY, SIGTERM drain,
 readiness during shutdown, start-up failures, JSON logs."""
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
-from service import cli, server
-from service.balancing import BOARD_ENV
-from service.server import WorkerSockets, bind_anchor, bind_socket, cap_malloc_arenas
+from service import cli
+from service.runtime import server
+from service.runtime.balancing import BOARD_ENV
+from service.runtime.server import WorkerSockets, bind_anchor, bind_socket, cap_malloc_arenas
 from tests.conftest import ROOT, make_settings
 from tests.servers import established_connections, free_port, wait_healthy, worker_pids
 
@@ -51,7 +52,7 @@ def serve_command(app: str = TEST_APP, **settings: Any) -> list[str]:
     kwargs = ", ".join(f"{key}={value!r}" for key, value in settings.items())
     code = (
         "from service.config import Settings\n"
-        "from service.server import serve\n"
+        "from service.runtime.server import serve\n"
         f"serve(Settings(_env_file=None, {kwargs}), app={app!r})\n"
     )
     return [sys.executable, "-c", code]
@@ -182,7 +183,7 @@ def test_keepalive_responses_skip_delayed_ack_on_asyncio_loop(tmp_path: Path) ->
     port = free_port()
     code = (
         "import uvicorn\n"
-        "from service.server import bind_socket\n"
+        "from service.runtime.server import bind_socket\n"
         f"config = uvicorn.Config({TEST_APP!r}, loop='asyncio', log_level='warning')\n"
         f"uvicorn.Server(config).run(sockets=[bind_socket('127.0.0.1', {port})])\n"
     )
@@ -336,7 +337,7 @@ def test_python_m_service_is_the_cli() -> None:
     assert b"--workers" in process.stdout
 
 
-# --- spreading keep-alive connections over workers (service.balancing) ---------------------------
+# --- spreading keep-alive connections over workers (service.runtime.balancing) ----------------
 @contextlib.contextmanager
 def keepalive_clients(base_url: str, count: int) -> Iterator[list[Counter[str]]]:
     """``count`` threads, each on one keep-alive connection, posting Sobel until the block ends.
@@ -438,7 +439,7 @@ def test_load_board_is_created_exported_and_removed(
 def test_die_with_parent_signals_at_once_when_the_parent_is_already_gone() -> None:
     code = (
         "import os, time\n"
-        "from service.server import die_with_parent\n"
+        "from service.runtime.server import die_with_parent\n"
         "assert die_with_parent(os.getppid())\n"  # the real parent: nothing happens
         "print('armed', flush=True)\n"
         "die_with_parent(os.getppid() + 1_000_000)\n"  # not our parent: as if reparented
@@ -457,10 +458,10 @@ def test_no_writable_temp_dir_exits_3_with_a_clear_message(
     """A read-only root without a /tmp mount: one line saying what to mount, no traceback."""
     import tempfile
 
-    from service.server import check_temp_dir
+    from service.runtime.server import check_temp_dir
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
-    monkeypatch.setattr("service.server.logger.hasHandlers", lambda: False)
+    monkeypatch.setattr("service.runtime.server.logger.hasHandlers", lambda: False)
     with pytest.raises(SystemExit) as exited:
         check_temp_dir()
     assert exited.value.code == 3

@@ -27,7 +27,7 @@ from ..errors import (
     SpecError,
     UnsupportedMediaError,
 )
-from ..observability import count_rejection
+from ..runtime.observability import count_rejection
 from ..schemas import ImageRef, OutputSpec, validation_context
 
 S = TypeVar("S", bound=OutputSpec)

@@ -1,4 +1,4 @@
-"""``Connection: close`` when this worker is busier than a sibling (service.balancing, issue 4).
+"""``Connection: close`` when this worker is busier than a sibling (service.runtime.balancing).
 
 The app joins the load board named in ``IMGFILTER_LOAD_BOARD`` at lifespan startup. A sibling
 worker is simulated by a record held for another live process with a chosen load; three
@@ -19,8 +19,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from service.balancing import BOARD_ENV, LoadBoard
 from service.main import create_app
+from service.runtime.balancing import BOARD_ENV, LoadBoard
 from tests.conftest import make_settings
 from tests.servers import dead_pid
 

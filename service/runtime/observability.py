@@ -30,7 +30,7 @@ name                                                  type        labels
 ``imgfilter_connection_releases_total``               counter     (none)
 ====================================================  ==========  ==========================
 
-Several worker processes: ``service.server.serve`` gives each start a fresh, empty directory
+Several worker processes: ``service.runtime.server.serve`` gives each start a fresh, empty directory
 in ``PROMETHEUS_MULTIPROC_DIR`` before the workers start; prometheus-client then keeps every
 value in a per-process memory-mapped file there, and :func:`render_metrics` merges the files of
 all workers (``MultiProcessCollector``), so ``GET /metrics`` answers the same totals whichever
@@ -74,7 +74,7 @@ from . import lifecycle
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from .config import Settings
+    from ..config import Settings
 
 __all__ = [
     "ACCESS_LOGGER",
@@ -327,7 +327,7 @@ class ObservabilityMiddleware:
     """Pure-ASGI middleware: request ID, one JSON log line and metrics per HTTP request.
 
     It also watches the ASGI lifespan: at startup it marks the process ready and installs
-    the shutdown signal hooks of :mod:`service.lifecycle` (uvicorn has installed its own
+    the shutdown signal hooks of :mod:`service.runtime.lifecycle` (uvicorn has installed its own
     handlers by then), so SIGTERM flips ``/readyz`` to 503 first.
     """
 

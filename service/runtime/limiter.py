@@ -11,10 +11,11 @@ and keeps its slot until then, so the cap still bounds CPU and memory.
 is read, and at most ``max_concurrency + max_queue`` requests are admitted at once per worker
 (the rest get 503 at once). Bodies in memory are therefore at most that many times
 ``max_upload_bytes``. The number admitted is the worker's *load*; with a
-:class:`~service.balancing.LoadBoard` attached it is published there for the sibling workers,
-and :meth:`WorkLimiter.should_release_connection` tells whether this worker is busier than one
-of them (see :mod:`service.balancing`). When the last admitted request ends, the limiter lets
-:class:`~service.memory.IdleTrimmer` return freed heap memory to the OS.
+:class:`~service.runtime.balancing.LoadBoard` attached it is published there for the sibling
+workers, and :meth:`WorkLimiter.should_release_connection` tells whether this worker is busier
+than one of them (see :mod:`service.runtime.balancing`). When the last admitted request ends,
+the limiter lets :class:`~service.runtime.memory.IdleTrimmer` return freed heap memory to the
+OS.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
+from ..config import Settings
+from ..errors import OverloadedError, ProcessingTimeoutError
 from .balancing import LoadBoard
-from .config import Settings
-from .errors import OverloadedError, ProcessingTimeoutError
 from .memory import IdleTrimmer
 from .observability import count_rejection
 
@@ -66,7 +67,7 @@ class WorkLimiter:
         """True if a live sibling worker has at least 2 fewer requests admitted than this one.
 
         Call it while the current request is admitted; the answer then asks the client to
-        reconnect (``Connection: close``), see :mod:`service.balancing`.
+        reconnect (``Connection: close``), see :mod:`service.runtime.balancing`.
         """
         board = self._board
         return board is not None and board.busier_than_a_sibling(self._admitted)

@@ -21,7 +21,7 @@ What it sets up, and why:
   socket: with a shared socket the first worker to wake accepts a whole burst of connections
   and keep-alive clients (load balancers, proxies, benchmarks) stay on it, one worker busy and
   the other idle; the kernel spreads connections over per-worker sockets by their hash.
-* **Load-aware spreading of keep-alive connections** (:mod:`service.balancing`): the hash
+* **Load-aware spreading of keep-alive connections** (:mod:`service.runtime.balancing`): the hash
   places connections blind to load, so with several workers ``serve`` creates a shared load
   board (``IMGFILTER_LOAD_BOARD``, a small file in the temp dir, removed at exit) on which
   each worker publishes its admitted requests; a worker 2 or more requests busier than a
@@ -41,10 +41,12 @@ What it sets up, and why:
   stays flat as worker threads come and go.
 * **HTTP**: httptools + uvloop when installed (``"auto"``), keep-alive ``keep_alive_s``, no
   ``server`` header, no uvicorn access log (the observability middleware logs each request as
-  JSON; uvicorn's own logs become JSON through :func:`service.observability.logging_config`).
+  JSON; uvicorn's own logs become JSON through
+  :func:`service.runtime.observability.logging_config`).
 * **Graceful shutdown**: on SIGTERM uvicorn stops accepting, lets in-flight requests finish for
   up to ``graceful_timeout_s``, then cancels them; ``shutdown_delay_s`` first keeps serving with
-  ``/readyz`` at 503 (see :mod:`service.lifecycle`). The process exits 0 after a graceful stop.
+  ``/readyz`` at 503 (see :mod:`service.runtime.lifecycle`). The process exits 0 after a
+  graceful stop.
 
 The workers import the app as ``service.main:app``, which reads its settings from the
 environment (``IMGFILTER_*``); only host, port, worker count and the trusted proxies
@@ -74,8 +76,8 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from ..config import Settings
 from .balancing import BOARD_ENV, LoadBoard
-from .config import Settings
 
 __all__ = [
     "APP",
