@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -23,8 +21,7 @@ from .api.security import SecurityHeadersMiddleware, require_api_key
 from .config import Settings, get_settings
 from .core.errors import CoreError
 from .errors import ServiceError
-from .runtime import balancing, observability
-from .runtime.limiter import WorkLimiter
+from .runtime import lifecycle, observability
 from .schemas import ENUMS, SPEC_MODELS, ArrayResult
 
 DESCRIPTION = """
@@ -200,27 +197,10 @@ TAGS = [
 ]
 
 
-def _lifespan(settings: Settings, limiter: WorkLimiter) -> Any:
-    """Startup: join the workers' load board (``serve`` with several workers); shutdown: leave."""
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        board = balancing.join_from_environment() if settings.rebalance_connections else None
-        limiter.board = board
-        try:
-            yield
-        finally:
-            limiter.board = None
-            if board is not None:
-                board.leave()
-
-    return lifespan
-
-
 def create_app(settings: Settings) -> FastAPI:
     """Build the app for ``settings`` (routers, error handlers, middleware, docs)."""
     imaging.configure_pillow(settings.max_pixels)
-    limiter = WorkLimiter(settings)
+    limiter = lifecycle.work_limiter(settings)
     app = FastAPI(
         title="Image filter service",
         version=__version__,
@@ -229,7 +209,7 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         separate_input_output_schemas=False,
-        lifespan=_lifespan(settings, limiter),
+        lifespan=lifecycle.worker_lifespan(settings, limiter),
     )
     app.state.settings = settings
     app.state.work_limiter = limiter

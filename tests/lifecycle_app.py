@@ -13,12 +13,12 @@ from fastapi import FastAPI
 
 from service.api import health, metrics
 from service.config import Settings
-from service.runtime import observability
+from service.runtime import lifecycle, observability
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The service's middleware and meta routers around one slow endpoint."""
-    app = FastAPI()
+    """The service's lifespan, middleware and meta routers around one slow endpoint."""
+    app = FastAPI(lifespan=lifecycle.worker_lifespan(settings))
     app.state.settings = settings
 
     @app.get("/slow")

@@ -223,7 +223,8 @@ def test_work_limiter_publishes_its_admitted_requests(
         return dict(sibling.siblings())[live_pids[1]]
 
     with limiter.admit():
-        limiter.board = me  # attached mid-request: publishes what is admitted now
+        # attached mid-request: publishes what is admitted now
+        limiter.watch_load(me.publish, me.busier_than_a_sibling)
         assert seen() == 1
         with limiter.admit(), limiter.admit():
             assert seen() == 3
@@ -232,7 +233,7 @@ def test_work_limiter_publishes_its_admitted_requests(
         assert seen() == 1
         assert not limiter.should_release_connection()
     assert seen() == 0
-    limiter.board = None
+    limiter.watch_load(None)
     with limiter.admit(), limiter.admit(), limiter.admit():
         assert seen() == 0
         assert not limiter.should_release_connection()

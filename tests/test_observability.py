@@ -347,16 +347,13 @@ def test_multiprocess_mode_off_in_this_process() -> None:
     assert observability.multiprocess_mode() is ("PROMETHEUS_MULTIPROC_DIR" in os.environ)
 
 
-# --- lifespan and readiness --------------------------------------------------------------------
-def test_lifespan_startup_marks_ready_without_touching_signals_off_main_thread() -> None:
+# --- lifespan --------------------------------------------------------------------------------
+def test_middleware_leaves_the_lifespan_to_the_app() -> None:
+    """One lifespan: readiness is the app's lifespan's (tests/test_lifecycle.py), not ours."""
     lifecycle.STATE.mark_draining()
-    import signal
-
-    before = signal.getsignal(signal.SIGTERM)
     try:
-        with TestClient(build_app()):  # lifespan runs in the portal thread
-            assert lifecycle.is_ready()
-        assert signal.getsignal(signal.SIGTERM) is before
+        with TestClient(build_app()):  # no lifespan of its own: nothing marks it ready
+            assert not lifecycle.is_ready()
     finally:
         lifecycle.STATE.mark_ready()
 

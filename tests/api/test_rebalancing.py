@@ -110,9 +110,9 @@ def test_lifespan_takes_a_record_and_frees_it(board_path: Path, sibling_pid: int
         assert client.post("/convolve", json=SOBEL).status_code == 200
         (worker,) = sibling.siblings()
         assert worker[1] == 0  # its load, published back to 0 after the request
-        assert app.state.work_limiter.board is not None
+        assert app.state.load_board is not None
     assert sibling.siblings() == []
-    assert app.state.work_limiter.board is None
+    assert app.state.load_board is None
 
 
 def test_without_a_board_nothing_is_joined(monkeypatch: pytest.MonkeyPatch) -> None:
