@@ -5,7 +5,8 @@ module                        what it holds
 ============================  ===============================================================
 :mod:`.server`                ``serve(settings)``: uvicorn's configuration, the listening
                               socket, one worker or the supervisor (``imgfilter serve``)
-:mod:`.supervisor`            the worker processes: their entry point and their supervisor
+:mod:`.supervisor`            the supervisor of several workers (uvicorn's loop, our workers)
+:mod:`.worker`                one worker: its socket and its entry point, ``worker_main``
 :mod:`.lifecycle`             the worker's one ASGI lifespan: readiness, SIGTERM draining,
                               the limiter wired to the load board and the heap trimmer
 :mod:`.limiter`               ``WorkLimiter``: admission, slots, queue, timeouts, and hooks
