@@ -1,6 +1,6 @@
 """Spread keep-alive connections over the worker processes by their load.
 
-Each worker listens on its own ``SO_REUSEPORT`` socket (:mod:`service.runtime.server`), and the
+Each worker listens on its own ``SO_REUSEPORT`` socket (:mod:`service.runtime.worker`), and the
 kernel gives a new connection to one of them by a hash of its addresses, blind to load.
 Keep-alive clients (benchmarks, SDKs, a proxy's upstream pool) stay where they landed: 8
 connections over 2 workers split binomially (4/4 with probability C(8,4)/2**8, about 27 %),
