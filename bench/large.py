@@ -282,10 +282,13 @@ def in_process_threads(side: int, repeats: int) -> dict[int, float]:
     """Seconds of decode + pipeline + encode in this process, stripes on 1 and 2 threads."""
     from service import imaging, processing
     from service.config import Settings
-    from service.schemas import PipelineSpec, validation_context
+    from service.ops import OPERATIONS, run_steps
+    from service.schemas import validation_context
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    spec = PipelineSpec.model_validate(SPECS["pipeline"][1], context=validation_context(settings))
+    spec = OPERATIONS["pipeline"].spec.model_validate(
+        SPECS["pipeline"][1], context=validation_context(settings)
+    )
     data = upload(side, "RGB")[0]
     original = processing.stripe_threads
     times = {}
@@ -295,7 +298,7 @@ def in_process_threads(side: int, repeats: int) -> dict[int, float]:
 
             def run() -> None:
                 image = imaging.decode(data, max_pixels=settings.max_pixels)
-                result = processing.run_steps(image, spec.steps, settings)
+                result = run_steps(image, spec, settings)
                 processing.render(result, "png", settings)
 
             times[threads] = best_of(run, repeats)

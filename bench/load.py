@@ -510,10 +510,11 @@ def in_process_sobel() -> dict[str, float]:
     """Median ms of the service's own core step and PNG encode for Sobel on ascent."""
     from service import imaging, processing
     from service.config import Settings
-    from service.schemas import ConvolveRequest
+    from service.ops import OPERATIONS
 
     settings = Settings()
-    spec = ConvolveRequest.model_validate({"image": "ascent", "kernel": SOBEL_Y, "weight": 1.0})
+    request = OPERATIONS["convolve"].request
+    spec = request.model_validate({"image": "ascent", "kernel": SOBEL_Y, "weight": 1.0})
     image = imaging.ascent()
     result = processing.convolve(image, spec, settings)
     return {

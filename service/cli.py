@@ -1,10 +1,13 @@
 """The ``imgfilter`` command line (also ``python -m service``).
 
-One function pair per subcommand: ``_add_<name>(subparsers)`` declares its arguments and sets
-``handler=cmd_<name>``; ``cmd_<name>(args) -> int`` runs it and returns the exit code. Add a
-subcommand by writing the pair and listing ``_add_<name>`` in ``_SUBCOMMANDS``. Imports of
-heavy modules belong inside the ``cmd_`` functions, so ``imgfilter --help`` stays fast and
-``serve`` decides how metrics are stored before prometheus-client is imported.
+Each operation of the registry (``service.ops``) is a subcommand, its options derived from the
+operation's spec model: one ``--field`` per field, booleans as flags, lists as JSON, ``@FILE``
+or a short form (``2,3``; a matrix as ``1,0;0,1``); ``cmd_operation`` runs it. The others
+(``serve``, ``kernels``) are a function pair each: ``_add_<name>(subparsers)`` declares the
+arguments and sets ``handler=cmd_<name>``; ``cmd_<name>(args) -> int`` returns the exit code.
+The registry is imported when the parser is built (the options come from its models); the
+server starts its workers as fresh processes (spawn), which import prometheus-client only after
+``serve`` has chosen where metrics are stored.
 
 Exit codes: 0 success, 1 an input could not be read, decoded or processed, 2 usage or
 settings error (argparse's convention; also an invalid spec option), 3 the server could not
@@ -18,6 +21,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -30,6 +34,7 @@ from .errors import ServiceError, SpecError
 
 if TYPE_CHECKING:
     from .imaging import Decoded
+    from .ops import Operation
     from .schemas import OutputFormat
 
 S = TypeVar("S", bound=BaseModel)
@@ -104,21 +109,29 @@ def _value(text: str) -> Any:
         return text
 
 
-def _window(text: str) -> Any:
-    """``2``, ``2,3`` or ``[2, 3]`` as the API's int-or-pair field."""
-    if "," in text and not text.lstrip().startswith("["):
-        return [_value(part) for part in text.split(",")]
-    return _value(text)
+def _list_value(option: str, text: str, *, matrix: bool) -> Any:
+    """A list field's value: JSON (``[...]``), ``@FILE`` holding JSON, or a short form.
 
-
-def _kernel(text: str) -> Any:
-    """A JSON matrix, or rows split by ``;`` with values split by ``,`` or spaces."""
-    if text.lstrip().startswith("["):
+    The short form of a matrix is rows split by ``;`` with values split by ``,`` or spaces
+    (``-1,0,1;-2,0,2;-1,0,1``); of any other list, values split by ``,`` (``2,3``); a text
+    without a separator is one value (``--size 2``).
+    """
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"{option} {text}: {exc.strerror or exc}", code=2) from exc
+    stripped = text.lstrip()
+    if stripped.startswith(("[", "{")):
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise CliError(f"--kernel is not valid JSON: {exc}", code=2) from exc
-    return [[_value(v) for v in row.replace(",", " ").split()] for row in text.split(";")]
+            raise CliError(f"{option} is not valid JSON: {exc}", code=2) from exc
+    if matrix:
+        return [[_value(v) for v in row.replace(",", " ").split()] for row in text.split(";")]
+    if "," in text:
+        return [_value(part) for part in text.split(",")]
+    return _value(text)
 
 
 def _add_image_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,121 +141,89 @@ def _add_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def _add_color_scale(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--color", help="auto (default) or gray (8-bit luma first)")
-    parser.add_argument("--scale", help="clamp (default), abs, normalize, or raw (json only)")
+@dataclass(frozen=True, slots=True)
+class _Option:
+    """A spec field as a command-line option: ``--name`` (``_`` as ``-``) and how to read it."""
+
+    field: str
+    flag: bool  # a boolean field: the option takes no value and sets true
+    listed: bool  # a list field (or int-or-list): JSON, @FILE or the short form
+    matrix: bool  # a list of lists of numbers: the short form is rows split by ';'
+
+    @property
+    def option(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+    def read(self, text: Any) -> Any:
+        if text is None or self.flag or not self.listed:
+            return text if self.flag or text is None else _value(text)
+        return _list_value(self.option, text, matrix=self.matrix)
 
 
-def _add_convolve(subparsers: Subparsers) -> None:
+def _options(schema: dict[str, Any]) -> list[_Option]:
+    """One ``_Option`` per property of a model's JSON schema (``format`` is the CLI's own)."""
+    options = []
+    for name, prop in schema.get("properties", {}).items():
+        if name == "format":
+            continue
+        kinds = [prop, *prop.get("anyOf", ())]
+        types = {kind.get("type") for kind in kinds}
+        items = [kind.get("items", {}) for kind in kinds if kind.get("type") == "array"]
+        options.append(
+            _Option(
+                field=name,
+                flag=types == {"boolean"},
+                listed="array" in types,
+                matrix=any(item.get("type") == "array" for item in items),
+            )
+        )
+    return options
+
+
+def _help(prop: dict[str, Any]) -> str:
+    """The option's help: the field's description (``%`` escaped for argparse)."""
+    return str(prop.get("description", "")).replace("%", "%%")
+
+
+def _add_operation(subparsers: Subparsers, operation: Operation[Any]) -> None:
+    """``imgfilter <name>``: the registry operation on local images, one option per field."""
     parser = subparsers.add_parser(
-        "convolve",
-        help="convolve local images with a kernel or preset",
-        description="Apply a kernel like POST /convolve, locally.",
-        epilog=_IMAGE_EPILOG + " Example: imgfilter convolve ascent --preset sobel-x -o edges.png",
+        operation.name,
+        help=f"{operation.summary[0].lower()}{operation.summary[1:]}, on local images",
+        description=f"{operation.summary}, like POST {operation.path}, locally. {operation.help}",
+        epilog=f"{_IMAGE_EPILOG} Example: imgfilter {operation.name} {operation.cli_example}",
     )
     _add_image_arguments(parser)
-    kernel = parser.add_mutually_exclusive_group()
-    kernel.add_argument(
-        "--kernel",
-        help="JSON matrix, or rows split by ';' (a leading '-' needs '='): "
-        "--kernel='-1,0,1;-2,0,2;-1,0,1'",
-    )
-    kernel.add_argument("--preset", help="a preset name (see `imgfilter kernels`)")
-    parser.add_argument("--weight", type=_value, help="multiplies the finished sum")
-    parser.add_argument(
-        "--normalize", action="store_const", const=True, help="divide the kernel by its sum"
-    )
-    parser.add_argument("--mode", help="standard (default) or codelab (the lesson's loop)")
-    parser.add_argument(
-        "--border", help="reflect (default), mirror, nearest, wrap, constant, keep, valid"
-    )
-    parser.add_argument("--cval", type=_value, help="outside value for --border constant")
-    parser.add_argument(
-        "--flip", action="store_const", const=True, help="flip the kernel (true convolution)"
-    )
-    _add_color_scale(parser)
-    parser.set_defaults(handler=cmd_convolve)
+    schema = operation.spec.model_json_schema()
+    required = set(schema.get("required", ()))
+    for option in _options(schema):
+        prop = schema["properties"][option.field]
+        if option.flag:
+            parser.add_argument(
+                option.option, dest=option.field, action="store_const", const=True,
+                help=_help(prop),
+            )  # fmt: skip
+        else:
+            parser.add_argument(
+                option.option, dest=option.field, required=option.field in required,
+                metavar=option.field.upper(), help=_help(prop),
+            )  # fmt: skip
+    parser.set_defaults(handler=cmd_operation, operation=operation.name)
 
 
-def cmd_convolve(args: argparse.Namespace) -> int:
-    """Convolve each IMAGE; 2 for invalid options, 1 for an image that cannot be processed."""
-    from . import processing
-    from .schemas import ConvolveSpec
+def cmd_operation(args: argparse.Namespace) -> int:
+    """Run the registry operation ``args.operation`` on each IMAGE.
 
-    names = ("preset", "weight", "normalize", "mode", "border", "cval", "flip", "color", "scale")
+    2 for invalid options, 1 for an image that cannot be processed.
+    """
+    from .ops import OPERATIONS
+
+    operation = OPERATIONS[args.operation]
 
     def run() -> int:
-        fields = {name: getattr(args, name) for name in names}
-        fields["kernel"] = None if args.kernel is None else _kernel(args.kernel)
-        return _run_images(args, ConvolveSpec, fields, processing.convolve)
-
-    return _guarded(run)
-
-
-def _add_pool(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
-        "pool",
-        help="pool local images (max, avg, min)",
-        description="Pool like POST /pool, locally.",
-        epilog=_IMAGE_EPILOG + " Example: imgfilter pool edges.png --size 2 -o small.png",
-    )
-    _add_image_arguments(parser)
-    parser.add_argument("--method", help="max (default), avg or min")
-    parser.add_argument("--size", type=_window, help="window side, or 'rows,cols' (default 2)")
-    parser.add_argument("--stride", type=_window, help="step between windows (default: size)")
-    parser.add_argument("--edge", help="drop (default) or partial")
-    _add_color_scale(parser)
-    parser.set_defaults(handler=cmd_pool)
-
-
-def cmd_pool(args: argparse.Namespace) -> int:
-    """Pool each IMAGE; 2 for invalid options, 1 for an image that cannot be processed."""
-    from . import processing
-    from .schemas import PoolSpec
-
-    names = ("method", "size", "stride", "edge", "color", "scale")
-    fields = {name: getattr(args, name) for name in names}
-    return _guarded(lambda: _run_images(args, PoolSpec, fields, processing.pool_image))
-
-
-def _add_pipeline(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
-        "pipeline",
-        help="run convolve/pool steps on local images",
-        description="Run steps like POST /pipeline, locally.",
-        epilog=_IMAGE_EPILOG
-        + " Example: imgfilter pipeline ascent --steps "
-        + """'[{"op": "convolve", "preset": "sobel-x"}, {"op": "pool", "size": 2}]' -o out.png""",
-    )
-    _add_image_arguments(parser)
-    parser.add_argument(
-        "--steps", required=True, help="the steps as JSON (the API's `steps`), or @FILE"
-    )
-    parser.set_defaults(handler=cmd_pipeline)
-
-
-def cmd_pipeline(args: argparse.Namespace) -> int:
-    """Run the steps on each IMAGE; 2 for invalid steps, 1 for an image that cannot be run."""
-    from . import processing
-    from .schemas import PipelineSpec
-
-    def run() -> int:
-        text: str = args.steps
-        if text.startswith("@"):
-            try:
-                text = Path(text[1:]).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise CliError(f"--steps {text}: {exc.strerror or exc}", code=2) from exc
-        try:
-            steps = json.loads(text)
-        except ValueError as exc:
-            raise CliError(f"--steps is not valid JSON: {exc}", code=2) from exc
-        fields = steps if isinstance(steps, dict) else {"steps": steps}
-
-        def operation(image: Decoded, spec: PipelineSpec, settings: Settings) -> Decoded:
-            return processing.run_steps(image, spec.steps, settings)
-
-        return _run_images(args, PipelineSpec, fields, operation)
+        options = _options(operation.spec.model_json_schema())
+        fields = {option.field: option.read(getattr(args, option.field)) for option in options}
+        return _run_images(args, operation.spec, fields, operation.run)
 
     return _guarded(run)
 
@@ -460,17 +441,8 @@ class _Progress:
         sys.stderr.flush()
 
 
-_SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
-    _add_serve,
-    _add_convolve,
-    _add_pool,
-    _add_pipeline,
-    _add_kernels,
-)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand of ``_SUBCOMMANDS``."""
+    """The argument parser: ``serve``, one subcommand per registry operation, ``kernels``."""
     parser = argparse.ArgumentParser(
         prog="imgfilter",
         description=(
@@ -482,8 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in _SUBCOMMANDS:
-        add(subparsers)
+    from .ops import OPERATIONS
+
+    _add_serve(subparsers)
+    for operation in OPERATIONS.values():
+        _add_operation(subparsers, operation)
+    _add_kernels(subparsers)
     return parser
 
 

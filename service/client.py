@@ -19,6 +19,12 @@ Images (the ``image`` argument of every method):
   a lossless PNG file; other dtypes as JSON ``pixels`` (the service checks 0..255 and
   truncates fractions). A file literally named ``ascent`` needs ``Path("ascent")``.
 
+Every operation the server lists at ``GET /operations`` (its registry) is a method named after
+it (``-`` as ``_``): ``api.gradient(image, **options)`` posts to ``/gradient``, and
+``api.call("gradient", image, **options)`` is the same call by name. ``convolve``, ``pool``
+and ``pipeline`` are also written out, with their options typed. ``api.operations()`` lists
+what the server offers.
+
 Options are the API's spec fields (see ``/docs``); an option left out (or ``None``) is not
 sent, so the service's default applies. The service validates everything: the client does not
 second-guess it, and a refusal comes back as :class:`ApiError` in the API's own words.
@@ -41,7 +47,7 @@ import mimetypes
 import os
 import struct
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypedDict, Unpack, overload
@@ -63,6 +69,7 @@ __all__ = [
     "ConvolveOptions",
     "ImageInput",
     "KernelInfo",
+    "OperationInfo",
     "PoolOptions",
 ]
 
@@ -104,6 +111,17 @@ class KernelInfo(TypedDict):
     kernel: list[list[float]]
     weight: float
     description: str
+
+
+class OperationInfo(TypedDict):
+    """An operation, as ``GET /operations`` lists it."""
+
+    name: str
+    path: str
+    summary: str
+    description: str
+    step: bool
+    spec: dict[str, Any]
 
 
 class ApiError(Exception):
@@ -254,12 +272,15 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return headers
 
 
-def _convolve(image: ImageInput, fmt: str, options: Mapping[str, Any]) -> _Call:
-    return _build("/convolve", {**options, "format": fmt}, image)
+def _operation(name: str, image: ImageInput, fmt: str, options: Mapping[str, Any]) -> _Call:
+    return _build(f"/{name}", {**options, "format": fmt}, image)
 
 
-def _pool(image: ImageInput, fmt: str, options: Mapping[str, Any]) -> _Call:
-    return _build("/pool", {**options, "format": fmt}, image)
+def _method_name(name: str) -> str:
+    """The path a method posts to: ``gradient`` -> ``/gradient``, ``edge_map`` -> ``/edge-map``."""
+    if name.startswith("_"):
+        raise AttributeError(name)
+    return name.replace("_", "-")
 
 
 def _pipeline(steps: Sequence[Mapping[str, Any]], image: ImageInput, fmt: str) -> _Call:
@@ -336,7 +357,7 @@ class Client:
         self, image: ImageInput = None, *, format: str = "png", **options: Unpack[ConvolveOptions]
     ) -> bytes | Array:
         """``POST /convolve``: give ``kernel`` or ``preset``, plus any other spec field."""
-        return _result(self._send(_convolve(image, format, options)))
+        return self.call("convolve", image, format=format, **options)
 
     @overload
     def pool(
@@ -354,7 +375,7 @@ class Client:
         self, image: ImageInput = None, *, format: str = "png", **options: Unpack[PoolOptions]
     ) -> bytes | Array:
         """``POST /pool``: ``method``, ``size``, ``stride``, ``edge``, ``color``, ``scale``."""
-        return _result(self._send(_pool(image, format, options)))
+        return self.call("pool", image, format=format, **options)
 
     @overload
     def pipeline(
@@ -378,6 +399,24 @@ class Client:
         """``POST /pipeline``: ``steps`` as the API takes them, e.g.
         ``[{"op": "convolve", "preset": "sobel-x"}, {"op": "pool", "size": 2}]``."""
         return _result(self._send(_pipeline(steps, image, format)))
+
+    def call(
+        self, operation: str, image: ImageInput = None, *, format: str = "png", **options: Any
+    ) -> bytes | Array:
+        """``POST /<operation>`` with ``options`` as its spec fields (any registry operation)."""
+        return _result(self._send(_operation(operation, image, format, options)))
+
+    def __getattr__(self, name: str) -> Callable[..., bytes | Array]:
+        """``api.<operation>(image, **options)``: :meth:`call` for an operation by name."""
+        operation = _method_name(name)
+        return lambda image=None, **options: self.call(operation, image, **options)
+
+    def operations(self) -> list[OperationInfo]:
+        """``GET /operations``: every operation's name, path, summary and spec schema."""
+        response = self._http.get("/operations")
+        _check(response)
+        operations: list[OperationInfo] = response.json()
+        return operations
 
     def kernels(self) -> list[KernelInfo]:
         """``GET /kernels``: every preset's name, kernel, weight and description."""
@@ -442,7 +481,7 @@ class AsyncClient:
         self, image: ImageInput = None, *, format: str = "png", **options: Unpack[ConvolveOptions]
     ) -> bytes | Array:
         """``POST /convolve`` (see :meth:`Client.convolve`)."""
-        return _result(await self._send(_convolve(image, format, options)))
+        return await self.call("convolve", image, format=format, **options)
 
     @overload
     async def pool(
@@ -460,7 +499,7 @@ class AsyncClient:
         self, image: ImageInput = None, *, format: str = "png", **options: Unpack[PoolOptions]
     ) -> bytes | Array:
         """``POST /pool`` (see :meth:`Client.pool`)."""
-        return _result(await self._send(_pool(image, format, options)))
+        return await self.call("pool", image, format=format, **options)
 
     @overload
     async def pipeline(
@@ -483,6 +522,24 @@ class AsyncClient:
     ) -> bytes | Array:
         """``POST /pipeline`` (see :meth:`Client.pipeline`)."""
         return _result(await self._send(_pipeline(steps, image, format)))
+
+    async def call(
+        self, operation: str, image: ImageInput = None, *, format: str = "png", **options: Any
+    ) -> bytes | Array:
+        """``POST /<operation>`` (see :meth:`Client.call`)."""
+        return _result(await self._send(_operation(operation, image, format, options)))
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[bytes | Array]]:
+        """``await api.<operation>(image, **options)`` (see :meth:`Client.__getattr__`)."""
+        operation = _method_name(name)
+        return lambda image=None, **options: self.call(operation, image, **options)
+
+    async def operations(self) -> list[OperationInfo]:
+        """``GET /operations`` (see :meth:`Client.operations`)."""
+        response = await self._http.get("/operations")
+        _check(response)
+        operations: list[OperationInfo] = response.json()
+        return operations
 
     async def kernels(self) -> list[KernelInfo]:
         """``GET /kernels`` (see :meth:`Client.kernels`)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -14,15 +14,16 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from . import __version__, imaging
-from .api import convolve, docs, health, messages, meta, metrics, pipeline, playground, pool
+from .api import docs, health, messages, meta, metrics, operations, playground
 from .api.body import SpecValidationError
 from .api.responses import HEADERS
-from .api.security import SecurityHeadersMiddleware, require_api_key
+from .api.security import SecurityHeadersMiddleware
 from .config import Settings, get_settings
 from .core.errors import CoreError
 from .errors import ServiceError
+from .ops import OPERATIONS, spec_models
 from .runtime import lifecycle, observability
-from .schemas import ENUMS, SPEC_MODELS, ArrayResult
+from .schemas import ENUMS, ArrayResult, EncodedImage, PixelImage
 
 DESCRIPTION = """
 Convolutions and max pooling on images: the classic *ascent* lesson as a REST API.
@@ -118,7 +119,7 @@ def _openapi_factory(app: FastAPI) -> Any:
             contact=CONTACT,
             license_info=LICENSE,
         )
-        models: list[type[BaseModel]] = [*SPEC_MODELS, ArrayResult]
+        models: list[type[BaseModel]] = [*spec_models(), ArrayResult]
         _, definitions = models_json_schema(
             [(model, "validation") for model in models],
             ref_template="#/components/schemas/{model}",
@@ -134,8 +135,9 @@ def _openapi_factory(app: FastAPI) -> Any:
             schemas[name] = {"title": name, "description": description, **enum}
         _refer_to_enums(schema["paths"], enums)
         _refer_to_enums([v for k, v in schemas.items() if k not in ENUMS], enums)
-        for name in SPEC_MODEL_NAMES:
-            _defaults_to_descriptions(schemas, name)
+        published: list[type[BaseModel]] = [*spec_models(), EncodedImage, PixelImage]
+        for model in published:
+            _defaults_to_descriptions(schemas, model.__name__)
         components["headers"] = HEADERS
         components["securitySchemes"] = SECURITY_SCHEMES
         for path in schema["paths"].values():
@@ -147,15 +149,6 @@ def _openapi_factory(app: FastAPI) -> Any:
         return schema
 
     return openapi
-
-
-SPEC_MODEL_NAMES = (
-    *(model.__name__ for model in SPEC_MODELS),
-    "ConvolveStep",
-    "PoolStep",
-    "EncodedImage",
-    "PixelImage",
-)
 
 
 def _refer_to_enums(node: Any, enums: dict[tuple[Any, ...], str]) -> None:
@@ -189,9 +182,7 @@ def _defaults_to_descriptions(schemas: dict[str, Any], name: str) -> None:
 
 
 TAGS = [
-    {"name": "convolve", "description": "Kernels over images (standard or the lesson's loop)."},
-    {"name": "pool", "description": "Max, average and min pooling."},
-    {"name": "pipeline", "description": "Steps of convolve and pool, in one call."},
+    *({"name": op.name, "description": op.help} for op in OPERATIONS.values()),
     {"name": "meta", "description": "Preset kernels, the ascent picture, metrics."},
     {"name": "health", "description": "Liveness and readiness."},
 ]
@@ -214,9 +205,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.work_limiter = limiter
 
-    guarded = [Depends(require_api_key)]
-    for module in (convolve, pool, pipeline):
-        app.include_router(module.router, dependencies=guarded)
+    for router in operations.routers():
+        app.include_router(router)
     for module in (meta, health, metrics, docs, playground):
         app.include_router(module.router)
     docs.mount_assets(app)

@@ -1,14 +1,16 @@
 """Run validated specs on decoded images: the glue between ``schemas`` and ``core``.
 
 No HTTP here (routers call these functions in a worker thread) and no pixel maths (that is
-``service.core``): this module resolves presets and colour, applies the steps in order and
+``service.core``): this module decodes the input, resolves presets and colour, runs each
+operation's core function (the registry, ``service.ops``, names them), encodes the result and
 records per-stage timings.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -19,13 +21,12 @@ from . import imaging
 from .config import Settings, available_cpus
 from .core.codelab import codelab_correlate
 from .core.convolution import correlate, correlate_stripes
-from .core.errors import CoreError
 from .core.pooling import pool
 from .core.scaling import apply_scale
 from .errors import PayloadTooLargeError, SpecError
 from .imaging import Decoded
 from .runtime.observability import count_rejection, observe_stage
-from .schemas import ConvolveParams, ImageRef, OutputFormat, PixelImage, PoolParams, Step
+from .schemas import ConvolveParams, ImageRef, OutputFormat, PixelImage, PoolParams
 
 
 def resolve_image(ref: ImageRef, upload: bytes | None, settings: Settings) -> Decoded:
@@ -51,35 +52,86 @@ def resolve_image(ref: ImageRef, upload: bytes | None, settings: Settings) -> De
             raise
 
 
-def _prepare(image: Decoded, color: str) -> Decoded:
+def prepare(image: Decoded, color: str) -> Decoded:
+    """The step's input: 8-bit luma for ``color: gray``, else the image as decoded."""
     return imaging.to_gray(image) if color == "gray" else image
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Time a core step as stage ``name`` (metrics) with NumPy's overflow warnings silenced.
+
+    `finish` turns a non-finite result into a 422, so the warnings would only be noise.
+    """
+    with observe_stage(name), np.errstate(over="ignore", invalid="ignore"):
+        yield
+
+
+Stripes = Callable[[int, int], Iterator[tuple[int, npt.NDArray[np.float32]]]]
+"""``stripes(stripe_rows, threads)``: a core step's float32 output, ``(first row, rows)``."""
+
+
+def striped(image: Decoded, scale: str) -> bool:
+    """Whether a step may run stripe by stripe: 8-bit input and a per-pixel ``scale``.
+
+    A float input (after a ``raw`` step) keeps the whole-image path and its overflow check.
+    """
+    return scale in STRIPED_SCALES and image.pixels.dtype == np.uint8
+
+
+def run_striped(
+    image: Decoded, stripes: Stripes, rows: int, scale: Any, settings: Settings
+) -> Decoded:
+    """The 8-bit result of a step's ``stripes`` + `apply_scale`, one stripe of rows at a time.
+
+    ``rows``: the output's height. The float32 values exist a stripe at a time (a 32nd of the
+    samples, 256 KiB to ``STRIPE_BYTES``, per thread) instead of 4 bytes per sample of the whole
+    image; ``threads`` is `stripe_threads`. The caller's stripes must stack to exactly its
+    whole-image result (`correlate_stripes` does), so the two paths agree bit for bit.
+    """
+    pixels = image.pixels
+    row_bytes = 4 * pixels.shape[1] * (1 if pixels.ndim == 2 else pixels.shape[2])
+    budget = min(STRIPE_BYTES, max(MIN_STRIPE_BYTES, pixels.nbytes // 8))
+    stripe_rows = max(8, budget // row_bytes)
+    threads = stripe_threads(image.height * image.width, settings)
+    out: npt.NDArray[np.uint8] | None = None
+    for r0, values in stripes(stripe_rows, threads):
+        if out is None:  # the columns and channels come with the first stripe
+            out = np.empty((rows, *values.shape[1:]), np.uint8)
+        apply_scale(values, scale, alpha=image.alpha, out=out[r0 : r0 + values.shape[0]])
+    assert out is not None
+    return Decoded(out, alpha=image.alpha)
 
 
 def convolve(image: Decoded, params: ConvolveParams, settings: Settings) -> Decoded:
     """Apply one convolution step; the result is 8-bit unless ``params.scale == "raw"``."""
-    image = _prepare(image, params.color)
+    image = prepare(image, params.color)
     kernel = np.asarray(params.kernel_matrix, dtype=np.float64)
-    with observe_stage("convolve"), _float32_overflow_checked_after():
+    with stage("convolve"):
         if params.mode == "codelab":
             values: npt.NDArray[Any] = codelab_correlate(
                 image.pixels, kernel, params.effective_weight, alpha=image.alpha
             )
-        else:
-            options: dict[str, Any] = {
-                "weight": params.effective_weight,
-                "border": params.effective_border,
-                "cval": params.cval,
-                "flip": params.flip,
-                "normalize": params.normalize,
-                "alpha": image.alpha,
-                "max_kernel_side": settings.max_kernel_side,
-            }
-            if params.scale in STRIPED_SCALES and image.pixels.dtype == np.uint8:
-                threads = stripe_threads(image.height * image.width, settings)
-                striped = _convolve_striped(image, kernel, options, params.scale, threads)
-                return Decoded(striped, alpha=image.alpha)
-            values = correlate(image.pixels, kernel, **options)
-        return Decoded(_finish(values, image, params.scale), alpha=image.alpha)
+            return finish(values, image, params.scale)
+        options: dict[str, Any] = {
+            "weight": params.effective_weight,
+            "border": params.effective_border,
+            "cval": params.cval,
+            "flip": params.flip,
+            "normalize": params.normalize,
+            "alpha": image.alpha,
+            "max_kernel_side": settings.max_kernel_side,
+        }
+        if striped(image, params.scale):
+            rows = image.height - (kernel.shape[0] - 1 if options["border"] == "valid" else 0)
+
+            def stripes(stripe_rows: int, threads: int) -> Iterator[tuple[int, Any]]:
+                return correlate_stripes(
+                    image.pixels, kernel, stripe_rows=stripe_rows, threads=threads, **options
+                )
+
+            return run_striped(image, stripes, rows, params.scale, settings)
+        return finish(correlate(image.pixels, kernel, **options), image, params.scale)
 
 
 # Scales that map each pixel on its own: the result can be converted stripe by stripe.
@@ -104,39 +156,10 @@ def stripe_threads(pixels: int, settings: Settings) -> int:
     return max(1, available_cpus() // (settings.workers * settings.max_concurrency))
 
 
-def _convolve_striped(
-    image: Decoded,
-    kernel: npt.NDArray[np.float64],
-    options: dict[str, Any],
-    scale: Any,
-    threads: int,
-) -> npt.NDArray[np.uint8]:
-    """The 8-bit result of `correlate` + `apply_scale`, one stripe of rows at a time.
-
-    Equal to the whole-image computation bit for bit (`correlate_stripes`); the float32
-    values exist a stripe at a time (a 32nd of the samples, 256 KiB to ``STRIPE_BYTES``,
-    per thread) instead of 4 bytes per sample of the whole image. Only for uint8 input: a
-    float input (after a ``raw`` step) keeps the whole-image path and its overflow check.
-    """
-    pixels = image.pixels
-    row_bytes = 4 * pixels.shape[1] * (1 if pixels.ndim == 2 else pixels.shape[2])
-    budget = min(STRIPE_BYTES, max(MIN_STRIPE_BYTES, pixels.nbytes // 8))
-    stripe_rows = max(8, budget // row_bytes)
-    stripes = correlate_stripes(pixels, kernel, stripe_rows=stripe_rows, threads=threads, **options)
-    out: npt.NDArray[np.uint8] | None = None
-    for r0, values in stripes:
-        if out is None:  # 'valid' shrinks the result: its shape comes with the first stripe
-            rows = pixels.shape[0] - (kernel.shape[0] - 1 if options["border"] == "valid" else 0)
-            out = np.empty((rows, *values.shape[1:]), np.uint8)
-        apply_scale(values, scale, alpha=image.alpha, out=out[r0 : r0 + values.shape[0]])
-    assert out is not None
-    return out
-
-
 def pool_image(image: Decoded, params: PoolParams, settings: Settings) -> Decoded:
     """Apply one pooling step; the result is 8-bit unless ``params.scale == "raw"``."""
-    image = _prepare(image, params.color)
-    with observe_stage("pool"), _float32_overflow_checked_after():
+    image = prepare(image, params.color)
+    with stage("pool"):
         values = pool(
             image.pixels,
             params.size,
@@ -145,31 +168,11 @@ def pool_image(image: Decoded, params: PoolParams, settings: Settings) -> Decode
             edge=params.edge,
             max_size=settings.max_pool_size,
         )
-        return Decoded(_finish(values, image, params.scale), alpha=image.alpha)
+        return finish(values, image, params.scale)
 
 
-def run_steps(image: Decoded, steps: Sequence[Step], settings: Settings) -> Decoded:
-    """Run pipeline steps in order, each on the previous step's output."""
-    for index, step in enumerate(steps):
-        try:
-            if step.op == "convolve":
-                image = convolve(image, step, settings)
-            else:
-                image = pool_image(image, step, settings)
-        except SpecError as exc:
-            raise SpecError(("body", "steps", index, *exc.loc[1:]), exc.detail) from exc
-        except CoreError as exc:
-            raise SpecError(("body", "steps", index, exc.param), exc.message) from exc
-    return image
-
-
-def _float32_overflow_checked_after() -> np.errstate:
-    """Silence NumPy's overflow warnings: `_finish` turns a non-finite result into a 422."""
-    return np.errstate(over="ignore", invalid="ignore")
-
-
-def _finish(values: npt.NDArray[Any], source: Decoded, scale: Any) -> npt.NDArray[Any]:
-    """Scale a step's values; non-finite values are a 422 whatever the scale.
+def finish(values: npt.NDArray[Any], source: Decoded, scale: Any) -> Decoded:
+    """A step's result: its values scaled; non-finite values are a 422 whatever the scale.
 
     They can only come from a raw (float32) input: 8-bit pixels times kernels, weights and
     ``cval`` within ``VALUE_BOUND`` stay far below float32's 3.4e38, so only then is it checked.
@@ -178,7 +181,7 @@ def _finish(values: npt.NDArray[Any], source: Decoded, scale: Any) -> npt.NDArra
         raise SpecError(
             ("body", "scale"), "the raw result overflowed float32; lower the weight or kernel"
         )
-    return apply_scale(values, scale, alpha=source.alpha)
+    return Decoded(apply_scale(values, scale, alpha=source.alpha), alpha=source.alpha)
 
 
 def render(result: Decoded, fmt: OutputFormat, settings: Settings) -> tuple[bytes, str]:

@@ -11,8 +11,9 @@ defaults of ``Settings`` apply.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, Union, cast
 
 from pydantic import (
     BaseModel,
@@ -220,23 +221,42 @@ ImageRef = Annotated[
 # --- convolution -------------------------------------------------------------------------
 
 
+def check_matrix(kernel: list[list[float]], limit: int, name: str = "kernel") -> list[list[float]]:
+    """A kernel matrix's shape rules: not empty, rectangular, at most ``limit`` a side."""
+    if not kernel or not kernel[0]:
+        raise ValueError(f"{name} must not be empty")
+    if any(len(row) != len(kernel[0]) for row in kernel):
+        raise ValueError(f"{name} rows must all have the same length (a rectangular matrix)")
+    rows, cols = len(kernel), len(kernel[0])
+    if rows > limit or cols > limit:
+        raise ValueError(f"{name} is {rows}x{cols}; each side must be at most {limit}")
+    return kernel
+
+
+def check_preset(preset: str) -> str:
+    """A preset name that exists."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    return preset
+
+
+MATRIX_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": "number", "minimum": -VALUE_BOUND, "maximum": VALUE_BOUND},
+    },
+}
+KernelMatrix = Annotated[list[list[Number]], WithJsonSchema(MATRIX_SCHEMA)]
+"""A kernel as a JSON matrix of finite numbers (its shape is checked by `check_matrix`)."""
+
+
 class ConvolveParams(StrictModel):
     """What a convolution does: one of ``kernel``/``preset``, and how to apply it."""
 
-    kernel: Annotated[
-        list[list[Number]] | None,
-        WithJsonSchema(
-            {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {"type": "number", "minimum": -VALUE_BOUND, "maximum": VALUE_BOUND},
-                },
-            }
-        ),
-    ] = Field(
+    kernel: Annotated[list[list[Number]] | None, WithJsonSchema(MATRIX_SCHEMA)] = Field(
         None,
         description="Rectangular matrix of finite numbers (rows of equal length, 1..63 a side). "
         "Exactly one of `kernel` and `preset`.",
@@ -307,24 +327,12 @@ class ConvolveParams(StrictModel):
     @field_validator("kernel")
     @classmethod
     def _check_kernel(cls, kernel: list[list[float]] | None, info: ValidationInfo) -> Any:
-        if kernel is None:
-            return kernel
-        limit = _limits(info).max_kernel_side
-        if not kernel or not kernel[0]:
-            raise ValueError("kernel must not be empty")
-        if any(len(row) != len(kernel[0]) for row in kernel):
-            raise ValueError("kernel rows must all have the same length (a rectangular matrix)")
-        rows, cols = len(kernel), len(kernel[0])
-        if rows > limit or cols > limit:
-            raise ValueError(f"kernel is {rows}x{cols}; each side must be at most {limit}")
-        return kernel
+        return kernel if kernel is None else check_matrix(kernel, _limits(info).max_kernel_side)
 
     @field_validator("preset")
     @classmethod
     def _check_preset(cls, preset: str | None) -> str | None:
-        if preset is not None and preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-        return preset
+        return preset if preset is None else check_preset(preset)
 
     @model_validator(mode="after")
     def _check_combination(self) -> Self:
@@ -402,6 +410,10 @@ class PoolParams(StrictModel):
 
 
 # --- endpoint specs ----------------------------------------------------------------------
+# The models of each operation's request are derived from its parameter model by the
+# operation registry (``service.ops``) with the builders below: ``XSpec`` (the parameters and
+# ``format``: the multipart ``spec`` part), ``XRequest`` (the spec plus ``image``: the JSON
+# body) and, for operations that can be pipeline steps, ``XStep`` (the parameters plus ``op``).
 
 _FORMAT_DESCRIPTION = (
     "The answer's encoding when the request's `Accept` leaves the choice open (absent or "
@@ -417,108 +429,80 @@ class OutputSpec(StrictModel):
     format: OutputFormat = Field("png", description=_FORMAT_DESCRIPTION)
 
     def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
-        """The scale of the last step and its location (``raw`` cannot be answered as PNG)."""
-        return "clamp", ("body",)
+        """The scale of the result and its location (``raw`` cannot be answered as PNG).
+
+        An operation's ``scale`` field when it has one; ``PipelineParams`` answers its last
+        step's.
+        """
+        scale: Scale | None = getattr(self, "scale", None)
+        return (scale, ("body", "scale")) if scale is not None else ("clamp", ("body",))
 
 
-class ConvolveSpec(ConvolveParams, OutputSpec):
-    """``POST /convolve`` options (the multipart `spec` part)."""
-
+def _examples(example: dict[str, Any] | None) -> ConfigDict:
     # A whole example: Swagger UI would otherwise combine the fields' examples (kernel and
     # preset together, a 422).
-    model_config = ConfigDict(json_schema_extra={"examples": [{"preset": "sobel-x"}]})
-
-    def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
-        return self.scale, ("body", "scale")
+    return ConfigDict(json_schema_extra={"examples": [example]} if example else None)
 
 
-class ConvolveRequest(ConvolveSpec):
-    """``POST /convolve`` as JSON: the spec plus the image."""
-
-    image: ImageRef = "ascent"
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"image": "ascent", "kernel": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], "weight": 1.0}
-            ]
-        }
-    )
+def spec_model(
+    title: str, params: type[StrictModel], doc: str, example: dict[str, Any] | None = None
+) -> type[OutputSpec]:
+    """``<title>Spec``: ``params``' fields and ``format``."""
+    namespace = {"__doc__": doc, "__module__": __name__, "model_config": _examples(example)}
+    return cast("type[OutputSpec]", type(f"{title}Spec", (params, OutputSpec), namespace))
 
 
-class PoolSpec(PoolParams, OutputSpec):
-    """``POST /pool`` options (the multipart `spec` part)."""
-
-    def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
-        return self.scale, ("body", "scale")
-
-
-class PoolRequest(PoolSpec):
-    """``POST /pool`` as JSON: the spec plus the image."""
-
-    image: ImageRef = "ascent"
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"image": "ascent", "method": "max", "size": 2}]}
-    )
+def request_model(
+    title: str, spec: type[OutputSpec], doc: str, example: dict[str, Any]
+) -> type[OutputSpec]:
+    """``<title>Request``: the spec plus ``image`` (default ascent)."""
+    namespace = {
+        "__doc__": doc,
+        "__module__": __name__,
+        "__annotations__": {"image": ImageRef},
+        "image": "ascent",
+        "model_config": _examples(example),
+    }
+    return cast("type[OutputSpec]", type(f"{title}Request", (spec,), namespace))
 
 
-class ConvolveStep(ConvolveParams):
-    """A pipeline step that convolves."""
-
-    op: Literal["convolve"]
-
-
-class PoolStep(PoolParams):
-    """A pipeline step that pools."""
-
-    op: Literal["pool"]
+def step_model(title: str, name: str, params: type[StrictModel], doc: str) -> type[StrictModel]:
+    """``<title>Step``: ``params``' fields plus ``op: "<name>"`` (the pipeline's discriminator)."""
+    namespace = {"__doc__": doc, "__module__": __name__, "__annotations__": {"op": Literal[name]}}
+    return cast("type[StrictModel]", type(f"{title}Step", (params,), namespace))
 
 
-Step = Annotated[ConvolveStep | PoolStep, Field(discriminator="op")]
+def pipeline_params(steps: Mapping[str, type[StrictModel]]) -> type[StrictModel]:
+    """``PipelineParams``: ``steps``, a list of the step models (by name) told apart by ``op``."""
+    step: Any = Annotated[Union[tuple(steps.values())], Field(discriminator="op")]  # noqa: UP007
 
-
-class PipelineSpec(OutputSpec):
-    """``POST /pipeline`` options: steps run in order, each on the previous one's output.
-
-    Between steps the 8-bit result flows on, as in the lesson, unless a step says
-    ``"scale": "raw"``, in which case its float32 values flow on.
-    """
-
-    steps: list[Step] = Field(
-        min_length=1,
-        description="Convolve and pool steps, in order (at most 16 by default).",
-        examples=[[{"op": "convolve", "preset": "sobel-x"}, {"op": "pool", "size": 2}]],
-    )
-
-    @field_validator("steps", mode="before")
-    @classmethod
-    def _check_step_count(cls, steps: Any, info: ValidationInfo) -> Any:
+    def check_step_count(cls: type[StrictModel], value: Any, info: ValidationInfo) -> Any:
         limit = _limits(info).max_pipeline_steps
-        if isinstance(steps, list) and len(steps) > limit:
-            raise ValueError(f"a pipeline has at most {limit} steps, got {len(steps)}")
-        return steps
+        if isinstance(value, list) and len(value) > limit:
+            raise ValueError(f"a pipeline has at most {limit} steps, got {len(value)}")
+        return value
 
-    def output_scale(self) -> tuple[Scale, tuple[str | int, ...]]:
+    def output_scale(self: Any) -> tuple[Scale, tuple[str | int, ...]]:
         return self.steps[-1].scale, ("body", "steps", len(self.steps) - 1, "scale")
 
-
-class PipelineRequest(PipelineSpec):
-    """``POST /pipeline`` as JSON: the spec plus the image."""
-
-    image: ImageRef = "ascent"
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "image": "ascent",
-                    "steps": [{"op": "convolve", "preset": "sobel-x"}, {"op": "pool", "size": 2}],
-                    "format": "png",
-                }
-            ]
-        }
-    )
+    ops = ", ".join(f"`{name}`" for name in steps)
+    namespace = {
+        "__doc__": (
+            "What a pipeline does: steps run in order, each on the previous one's output.\n\n"
+            "Between steps the 8-bit result flows on, as in the lesson, unless a step says "
+            '``"scale": "raw"``, in which case its float32 values flow on.'
+        ),
+        "__module__": __name__,
+        "__annotations__": {"steps": list[step]},
+        "steps": Field(
+            min_length=1,
+            description=f"Steps ({ops}), in order (at most 16 by default).",
+            examples=[[{"op": "convolve", "preset": "sobel-x"}, {"op": "pool", "size": 2}]],
+        ),
+        "_check_step_count": field_validator("steps", mode="before")(classmethod(check_step_count)),
+        "output_scale": output_scale,
+    }
+    return cast("type[StrictModel]", type("PipelineParams", (StrictModel,), namespace))
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -557,6 +541,20 @@ class KernelInfo(BaseModel):
     description: str
 
 
+class OperationInfo(BaseModel):
+    """An operation the service offers (an entry of its registry)."""
+
+    name: str = Field(description="The operation's name: its path `/<name>` and pipeline `op`.")
+    path: str = Field(description="`POST` here (also `<path>/array` and `<path>/upload`).")
+    summary: str = Field(description="What it does, in one line.")
+    description: str = Field(description="What it does, with its formula (Markdown).")
+    step: bool = Field(description="Whether it can be a `/pipeline` step.")
+    spec: dict[str, Any] = Field(
+        description="The JSON Schema of its spec (the multipart `spec` part; the JSON body "
+        "is this plus `image`)."
+    )
+
+
 class Health(BaseModel):
     """Liveness/readiness answer."""
 
@@ -584,13 +582,3 @@ class ValidationErrorMessage(BaseModel):
     """A 422 answer, shaped like FastAPI's; every 422 of the service has this shape."""
 
     detail: list[ValidationIssue]
-
-
-SPEC_MODELS: tuple[type[BaseModel], ...] = (
-    ConvolveRequest,
-    ConvolveSpec,
-    PoolRequest,
-    PoolSpec,
-    PipelineRequest,
-    PipelineSpec,
-)

@@ -27,8 +27,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..schemas import SPEC_MODELS
-
 Loc = tuple[str | int, ...]
 
 # Errors that only say "this branch is the wrong kind of value" (at the branch's root).
@@ -40,7 +38,9 @@ def _field_names() -> frozenset[str]:
     """Every field name and alias of the spec models and the models they contain."""
     names: set[str] = set()
     seen: set[type[BaseModel]] = set()
-    todo: list[Any] = list(SPEC_MODELS)
+    from ..ops import spec_models  # the registry imports the domain, which imports this
+
+    todo: list[Any] = list(spec_models())
     while todo:
         kind = todo.pop()
         if isinstance(kind, type) and issubclass(kind, BaseModel):

@@ -13,8 +13,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -559,6 +561,12 @@ def test_axe_finds_no_critical_or_serious_violation(
     page.fill("#pool-size", "0")  # the error state too
     _wait(page, "error")
     assert _axe_violations(page) == []
+    page.select_option("#op", "pool")  # a generated form, with an error in it
+    page.fill("#pool-size", "2")
+    page.fill("#op-pool-size", "0")
+    _wait(page, "error")
+    assert page.is_visible("#op-pool-size-error")
+    assert _axe_violations(page) == []
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])
@@ -642,3 +650,261 @@ def _execute_shows_image(page: Page, operation: Locator) -> Locator:
         "(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle()
     )
     return image
+
+
+# --- the operations (GET /operations) --------------------------------------------------------
+
+# A synthetic step operation the tests add to GET /operations: one field of each kind the page
+# generates a control for (enum, boolean, number, int-or-pair, string-or-matrix), a field with
+# `_` in its name, and `format` (left out of the form).
+FAKE_OP: dict[str, Any] = {
+    "name": "fake-op",
+    "path": "/fake-op",
+    "summary": "A made-up operation (test only)",
+    "description": "Exists only in the browser tests.",
+    "step": True,
+    "spec": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "format": {"enum": ["png", "json", "npy"], "default": "png", "type": "string"},
+            "method": {
+                "enum": ["alpha", "beta", "gamma"],
+                "default": "beta",
+                "type": "string",
+                "title": "Method",
+                "description": "Which `way` to go.",
+            },
+            "invert": {"type": "boolean", "default": False, "description": "Invert first."},
+            "amount": {
+                "anyOf": [{"type": "number"}, {"type": "null"}],
+                "default": None,
+                "title": "Amount",
+                "description": "How much. Default: `1.5`.",
+            },
+            "window": {
+                "anyOf": [
+                    {"type": "integer", "minimum": 1},
+                    {"type": "array", "items": {"type": "integer"}, "minItems": 2},
+                ],
+                "default": 3,
+                "title": "Window",
+                "description": "Side, or [rows, cols].",
+            },
+            "kernel_a": {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                ],
+                "default": "sobel-x",
+                "title": "Kernel A",
+                "description": "A preset name or a matrix.",
+            },
+        },
+    },
+}
+FAKE_PNG = np.arange(48, dtype=np.uint8).reshape(6, 8) * 5
+
+
+def _step_operations(server: Server) -> list[str]:
+    operations = httpx.get(f"{server.base_url}/operations", timeout=30).json()
+    return [operation["name"] for operation in operations if operation["step"]]
+
+
+def _options(page: Page, selector: str) -> list[str]:
+    return list(page.eval_on_selector_all(f"{selector} option", "os => os.map(o => o.value)"))
+
+
+def _with_fake_op(page: Page, bodies: list[Any]) -> None:
+    """GET /operations lists FAKE_OP too; POST /fake-op records its JSON body, answers FAKE_PNG."""
+
+    def operations(route: Any) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, json=[*response.json(), FAKE_OP])
+
+    def fake(route: Any) -> None:
+        bodies.append(route.request.post_data_json)
+        route.fulfill(status=200, content_type="image/png", body=png_bytes(FAKE_PNG))
+
+    page.route("**/operations", operations)
+    page.route("**/fake-op", fake)
+
+
+def _run(page: Page) -> None:
+    page.click("#run")
+    _wait(page, "done")
+
+
+def _bodies_of(requests: list[Any], path: str) -> list[Any]:
+    return [r.post_data_json for r in requests if urlsplit(r.url).path == path]
+
+
+def _run_cli(line: str, output: Path) -> np.ndarray:
+    """Run a CLI line the page shows (this checkout's ``imgfilter``) in ``output``'s directory."""
+    command = line.replace("imgfilter ", f"{shlex.quote(sys.executable)} -m service ", 1)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run(
+        ["/bin/bash", "-c", command],
+        cwd=output.parent,
+        env=env,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return decode_png(output.read_bytes())
+
+
+def test_operation_selector_lists_the_step_operations(page: Page, server: Server) -> None:
+    expected = _step_operations(server)
+    assert expected[0] == "convolve"
+    assert len(expected) >= 2  # convolve and pool at least
+    _open(page, server)
+    assert _options(page, "#op") == expected
+    assert page.input_value("#op") == "convolve"
+    assert page.is_visible("#preset")  # convolve keeps its own editor
+    assert page.is_hidden("#op-fields")
+    assert page.inner_text("#op-summary") == "Convolve an image with a kernel"
+    assert page.is_hidden("#op-note")
+
+
+def test_operations_unavailable_leaves_convolve_and_says_why(
+    page: Page, server: Server, requests_seen: list[str]
+) -> None:
+    page.route("**/operations", lambda route: route.fulfill(status=503, json={"detail": "down"}))
+    _open(page, server, "#op=pool&op.size=4")
+    assert _options(page, "#op") == ["convolve"]
+    assert page.is_visible("#preset")
+    note = page.inner_text("#op-note")
+    assert "Only convolve is offered" in note
+    assert "503" in note
+    assert '"pool" is not offered here' in note
+    assert page.is_hidden("#error")  # quiet: not an error of the run
+    assert _posts(requests_seen) == ["/convolve"]
+
+
+def test_extra_operation_gets_a_generated_form_and_sends_only_what_is_set(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    bodies: list[Any] = []
+    _with_fake_op(page, bodies)
+    _open(page, server)
+    assert _options(page, "#op")[-1] == "fake-op"
+    page.select_option("#op", "fake-op")
+    _wait(page, "done")
+    assert bodies == [{}]  # every field at its default: nothing sent
+    assert page.is_hidden("#preset")
+    assert page.inner_text("#op-summary") == FAKE_OP["summary"]
+    assert page.locator("#op-fake-op-format").count() == 0
+    assert _options(page, "#op-fake-op-method") == ["alpha", "beta", "gamma"]
+    assert page.input_value("#op-fake-op-method") == "beta"
+    assert page.get_attribute("#op-fake-op-invert", "type") == "checkbox"
+    assert not page.is_checked("#op-fake-op-invert")
+    assert page.get_attribute("#op-fake-op-amount", "inputmode") == "decimal"
+    assert page.get_attribute("#op-fake-op-amount", "placeholder") == "1.5"
+    assert page.get_attribute("#op-fake-op-window", "placeholder") == "3"
+    assert page.get_attribute("#op-fake-op-kernel_a", "placeholder") == "sobel-x"
+    assert page.inner_text("#op-fake-op-method-hint") == "Which way to go."
+    assert page.locator("#op-fake-op-method-hint code").inner_text() == "way"
+    assert page.get_by_label("Kernel A").get_attribute("id") == "op-fake-op-kernel_a"
+
+    page.select_option("#op-fake-op-method", "gamma")
+    page.check("#op-fake-op-invert")
+    page.fill("#op-fake-op-amount", "1/4")
+    page.fill("#op-fake-op-window", "[2, 3]")
+    page.fill("#op-fake-op-kernel_a", "laplacian")  # a bare word: a string
+    _run(page)
+    sent = {"method": "gamma", "invert": True, "amount": 0.25, "window": [2, 3]}
+    sent["kernel_a"] = "laplacian"
+    assert bodies[-1] == sent
+    np.testing.assert_array_equal(_shown_pixels(page, "#result img"), FAKE_PNG)
+    assert page.inner_text("#result-title") == "Fake-op"
+    assert page.get_attribute("#download", "download") == "fake-op.png"
+    curl = page.inner_text("#curl")
+    assert f"{server.base_url}/fake-op" in curl
+    assert json.dumps(sent, separators=(",", ":")) in curl
+    assert page.inner_text("#cli") == (
+        "imgfilter fake-op ascent --method gamma --invert --amount 0.25 --window '[2,3]' "
+        "--kernel-a laplacian -o fake-op.png"
+    )
+
+    page.fill("#op-fake-op-amount", "")  # emptied: not sent (the server's default)
+    page.uncheck("#op-fake-op-invert")
+    _run(page)
+    assert bodies[-1] == {"method": "gamma", "window": [2, 3], "kernel_a": "laplacian"}
+
+    other = page.context.new_page()
+    try:
+        _with_fake_op(other, bodies)
+        _open(other, server, "#" + urlsplit(page.url).fragment)
+        assert other.input_value("#op") == "fake-op"
+        assert other.input_value("#op-fake-op-method") == "gamma"
+        assert other.input_value("#op-fake-op-window") == "[2, 3]"
+        assert not other.is_checked("#op-fake-op-invert")
+        assert bodies[-1] == {"method": "gamma", "window": [2, 3], "kernel_a": "laplacian"}
+    finally:
+        other.close()
+
+
+def test_generated_field_error_shows_under_its_control(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    _open(page, server)
+    page.select_option("#op", "pool")
+    _wait(page, "done")
+    page.fill("#op-pool-size", "0")
+    page.click("#run")
+    _wait(page, "error")
+    assert page.inner_text("#op-pool-size-error").startswith("must be \u2265 1")
+    assert page.get_attribute("#op-pool-size", "aria-invalid") == "true"
+    assert page.evaluate("document.activeElement.id") == "op-pool-size"
+    _no_internals(page.inner_text("#error"))
+    assert page.locator("#result img").is_hidden()
+
+    page.check("#pool-on")  # the same field as step 0 of a pipeline: ["body", "steps", 0, "size"]
+    _wait(page, "error")
+    assert page.inner_text("#op-pool-size-error").startswith("must be \u2265 1")
+    assert page.is_hidden("#pool-size-error")  # not the pooling step's size
+    page.fill("#op-pool-size", "3")
+    _wait(page, "done")
+    assert page.get_attribute("#op-pool-size", "aria-invalid") is None
+    assert page.is_hidden("#op-pool-size-error")
+
+
+def test_pooling_step_after_the_selected_operation(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    requests: list[Any] = []
+    page.on("request", lambda request: requests.append(request))
+    _open(page, server, "#op=pool&op.size=4&op.method=avg")
+    assert page.input_value("#op") == "pool"
+    assert page.input_value("#op-pool-size") == "4"
+    assert _bodies_of(requests, "/pool") == [{"method": "avg", "size": 4}]
+    requests.clear()
+    page.check("#pool-on")
+    _wait(page, "done")
+    steps = [{"op": "pool", "method": "avg", "size": 4}, {"op": "pool", "method": "max", "size": 2}]
+    assert _bodies_of(requests, "/pipeline") == [{"steps": steps}]
+    shown = _shown_pixels(page, "#result img")
+    np.testing.assert_array_equal(shown, _api_png(server, "pipeline", {"steps": steps}))
+    assert shown.shape == (64, 64)
+    assert page.inner_text("#result-title") == "Pool, then 2\u00d72 max-pooled"
+    assert page.get_attribute("#download", "download") == "pool-pooled.png"
+    page.screenshot(path=str(_screenshot_path("playground-operation.png", tmp_path)))
+
+    # The CLI line shown gives the same pixels, locally.
+    cli = page.inner_text("#cli")
+    assert cli.startswith("imgfilter pipeline ascent --steps '")
+    np.testing.assert_array_equal(_run_cli(cli, tmp_path / "pool-pooled.png"), shown)
+
+
+def test_convolve_cli_line_gives_the_shown_result(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    _open(page, server, "#preset=box-3&border=constant&cval=40")
+    cli = page.inner_text("#cli")
+    assert cli == (
+        "imgfilter convolve ascent --preset box-3 --border constant --cval 40 -o convolved.png"
+    )
+    shown = _shown_pixels(page, "#result img")
+    np.testing.assert_array_equal(_run_cli(cli, tmp_path / "convolved.png"), shown)

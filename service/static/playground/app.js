@@ -1,5 +1,7 @@
-// The playground: builds a spec from the form, calls the public API once per run (/convolve,
-// or /pipeline with the pooling step), shows the result beside the original.
+// The playground: builds a spec from the form, calls the public API once per run (/<op>, or
+// /pipeline with the pooling step), shows the result beside the original. The operations come
+// from GET /operations: convolve has its own kernel editor, any other step operation a form
+// generated from its spec's JSON Schema.
 // Vanilla JS, no build step, no external resources. URLs are relative to the page, so the
 // page also works behind a path prefix. API text is always inserted as text, never as HTML.
 "use strict";
@@ -7,6 +9,12 @@
 const $ = (selector) => document.querySelector(selector);
 const apiUrl = (path) => new URL(path, document.baseURI).href;
 const presets = new Map();
+const CONVOLVE = "convolve";
+/** The step operations of GET /operations by name (convolve first), and their generated forms. */
+const operations = new Map();
+const opForms = new Map();
+/** Spec fields a generated form leaves out: the answer's encoding, and the Image box's colour. */
+const SKIPPED_FIELDS = ["format", "color"];
 const objectUrls = new Map();
 const KEY_STORE = "imgfilter.apiKey";
 const DEFAULT_PRESET = "sobel-y";
@@ -206,10 +214,254 @@ function selectedFile() {
   return file;
 }
 
-/** The one request of a run: /convolve, or /pipeline when the pooling step is on. */
-function request(conv, pooling) {
-  if (!pooling) return { path: "convolve", spec: conv };
-  return { path: "pipeline", spec: { steps: [{ op: "convolve", ...conv }, { op: "pool", ...pooling }] } };
+/** The one request of a run: /<op>, or /pipeline when the pooling step is on. */
+function request(op, params, pooling) {
+  if (!pooling) return { path: opPath(op), spec: params };
+  return { path: "pipeline", spec: { steps: [{ op, ...params }, { op: "pool", ...pooling }] } };
+}
+
+// --- the operations and their generated forms ----------------------------------------------
+
+function selectedOp() {
+  return $("#op").value || CONVOLVE;
+}
+
+/** The API path of `op`, relative to the page (the list's `path`, else its name). */
+function opPath(op) {
+  const entry = operations.get(op);
+  return (entry && typeof entry.path === "string" ? entry.path : op).replace(/^\/+/, "");
+}
+
+/** Whether `op`'s spec has a `color` field (the Image box's Color select then applies). */
+function opUsesColor(op) {
+  const entry = operations.get(op);
+  return op === CONVOLVE || Boolean(entry && entry.spec && entry.spec.properties && entry.spec.properties.color);
+}
+
+/** A quiet line under the selector (the list could not be read, a link's operation is unknown). */
+function noteOperations(text) {
+  const note = $("#op-note");
+  note.textContent = note.textContent ? `${note.textContent} ${text}` : text;
+  note.hidden = false;
+}
+
+/** Fill the selector with the step operations of GET /operations, convolve first. */
+async function loadOperations() {
+  let list;
+  try {
+    const response = await fetch(apiUrl("operations"));
+    if (!response.ok) throw await failure(response);
+    list = await response.json();
+    if (!Array.isArray(list)) throw new Error("the answer is not a list");
+  } catch (error) {
+    const why = error instanceof ApiError ? `it answered ${error.message}` : String(error.message || error);
+    noteOperations(`Only convolve is offered: the list of operations (GET operations) could not be read (${why}).`);
+    return;
+  }
+  const steps = list.filter((entry) => entry && entry.step === true && typeof entry.name === "string");
+  if (!steps.length) {
+    noteOperations("Only convolve is offered: the server lists no step operation.");
+    return;
+  }
+  steps.sort((a, b) => Number(b.name === CONVOLVE) - Number(a.name === CONVOLVE));
+  const select = $("#op");
+  select.replaceChildren();
+  for (const entry of steps) {
+    operations.set(entry.name, entry);
+    const first = entry === steps[0];
+    select.add(new Option(entry.name, entry.name, first, first));
+  }
+}
+
+/** A schema with its `$ref` (to the spec's `$defs`) or single `allOf` resolved. */
+function resolveSchema(schema, root) {
+  if (!schema || typeof schema !== "object") return {};
+  const { $ref: ref, allOf, ...rest } = schema;
+  if (typeof ref === "string" && ref.startsWith("#/$defs/")) {
+    const target = (root.$defs || {})[ref.slice("#/$defs/".length)];
+    return { ...resolveSchema(target, root), ...rest };
+  }
+  if (Array.isArray(allOf) && allOf.length === 1) return { ...resolveSchema(allOf[0], root), ...rest };
+  return schema;
+}
+
+/**
+ * How a spec field is edited: "select" (one enum), "checkbox" (a boolean), "number" (a number
+ * or integer), else "json" (arrays, unions such as int-or-pair: JSON, or a bare word as a string).
+ * A `null` alternative only means "optional" and is ignored.
+ */
+function fieldKind(prop, root) {
+  const alternatives = (Array.isArray(prop.anyOf) ? prop.anyOf : Array.isArray(prop.oneOf) ? prop.oneOf : [prop])
+    .map((kind) => resolveSchema(kind, root))
+    .filter((kind) => kind.type !== "null");
+  if (alternatives.length !== 1) return { kind: "json" };
+  const only = alternatives[0];
+  if (Array.isArray(only.enum) && only.enum.length) return { kind: "select", values: only.enum };
+  if (only.type === "boolean") return { kind: "checkbox" };
+  if (only.type === "number" || only.type === "integer") return { kind: "number", integer: only.type === "integer" };
+  return { kind: "json" };
+}
+
+/** The field's default as text: "Default: `...`" in its description, else the schema's `default`. */
+function fieldDefault(prop) {
+  const words = String(prop.description || "").match(/Default: `([^`]*)`/);
+  if (words) return words[1];
+  if (prop.default === undefined || prop.default === null) return "";
+  return typeof prop.default === "string" ? prop.default : JSON.stringify(prop.default);
+}
+
+/** `text` into `node`, with `code` spans as <code> (as text: never parsed as HTML). */
+function appendRichText(node, text) {
+  String(text)
+    .split("`")
+    .forEach((part, index) => {
+      if (!part) return;
+      if (index % 2 === 0) {
+        node.append(part);
+        return;
+      }
+      const code = document.createElement("code");
+      code.textContent = part;
+      node.append(code);
+    });
+}
+
+/** One generated control: a label around it, its help text and its error line (ids for both). */
+function buildField(op, name, prop, root, required) {
+  const id = `op-${op}-${name}`.replace(/[^A-Za-z0-9_-]/g, "_");
+  const { kind, values, integer } = fieldKind(prop, root);
+  const fallback = fieldDefault(prop);
+  const title = typeof prop.title === "string" && prop.title ? prop.title : name;
+  const label = document.createElement("label");
+  const hint = document.createElement("p");
+  const error = document.createElement("p");
+  hint.id = `${id}-hint`;
+  hint.className = "hint";
+  appendRichText(hint, prop.description || "");
+  error.id = `${id}-error`;
+  error.className = "field-error";
+  error.hidden = true;
+  const field = { name, kind, title, errorId: error.id, initial: "" };
+  let control;
+  if (kind === "select") {
+    control = document.createElement("select");
+    field.values = new Map(values.map((value) => [String(value), value]));
+    const initial = values.some((value) => value === prop.default) ? String(prop.default) : fallback;
+    if (!field.values.has(initial)) control.add(new Option("(not set)", "", true, true));
+    for (const value of values) {
+      const text = String(value);
+      control.add(new Option(text, text, text === initial, text === initial));
+    }
+    field.initial = control.value;
+  } else {
+    control = document.createElement("input");
+    if (kind === "checkbox") {
+      control.type = "checkbox";
+      control.defaultChecked = prop.default === true;
+      control.checked = control.defaultChecked;
+      field.initial = String(control.checked);
+    } else {
+      control.type = "text";
+      control.placeholder = fallback;
+      if (kind === "number") control.inputMode = integer ? "numeric" : "decimal";
+      control.spellcheck = false;
+    }
+  }
+  control.id = id;
+  control.dataset.field = name;
+  control.setAttribute("aria-describedby", `${hint.id} ${error.id}`);
+  if (required) control.setAttribute("aria-required", "true");
+  const words = `${title}${required ? " (required)" : ""}`;
+  if (kind === "checkbox") {
+    label.className = "inline";
+    label.append(control, ` ${words}`);
+  } else {
+    label.append(`${words} `, control);
+  }
+  field.control = control;
+  return { field, nodes: [label, hint, error] };
+}
+
+/** The form of a step operation other than convolve, from its spec's JSON Schema (built once). */
+function opForm(op) {
+  if (opForms.has(op)) return opForms.get(op);
+  const entry = operations.get(op);
+  const spec = (entry && entry.spec) || {};
+  const required = new Set(Array.isArray(spec.required) ? spec.required : []);
+  const box = document.createElement("div");
+  box.className = "op-form";
+  box.dataset.op = op;
+  const fields = new Map();
+  for (const [name, raw] of Object.entries(spec.properties || {})) {
+    if (SKIPPED_FIELDS.includes(name)) continue;
+    const { field, nodes } = buildField(op, name, resolveSchema(raw, spec), spec, required.has(name));
+    fields.set(name, field);
+    box.append(...nodes);
+  }
+  if (!fields.size) {
+    const none = document.createElement("p");
+    none.className = "hint";
+    none.textContent = "This operation has no options.";
+    box.append(none);
+  }
+  $("#op-fields").append(box);
+  const form = { op, box, fields };
+  opForms.set(op, form);
+  return form;
+}
+
+/** Show the selected operation's editor: convolve's, or its generated form. */
+function showOperation() {
+  const op = selectedOp();
+  const entry = operations.get(op);
+  $("#op-summary").textContent = entry && typeof entry.summary === "string" ? entry.summary : "";
+  $("#convolve-fields").hidden = op !== CONVOLVE;
+  $("#op-fields").hidden = op === CONVOLVE;
+  if (op !== CONVOLVE) opForm(op);
+  for (const form of opForms.values()) form.box.hidden = form.op !== op;
+}
+
+/** A text field's value: a number (number fields: "1/9" too), else JSON, else the text itself. */
+function readFieldText(field) {
+  const text = field.control.value.trim();
+  if (field.kind === "number") return parseNumber(text);
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The generated form's fields as the spec: only what was set (empty or at the default: left out). */
+function opParams(op) {
+  const params = {};
+  for (const field of opForm(op).fields.values()) {
+    const { control, kind, name } = field;
+    if (kind === "checkbox") {
+      if (String(control.checked) !== field.initial) params[name] = control.checked;
+    } else if (kind === "select") {
+      if (control.value && control.value !== field.initial) params[name] = field.values.get(control.value);
+    } else if (control.value.trim()) {
+      params[name] = readFieldText(field);
+    }
+  }
+  if (opUsesColor(op) && $("#color").value !== "auto") params.color = $("#color").value;
+  return params;
+}
+
+/** The selected operation's spec fields. */
+function stepParams(op) {
+  return op === CONVOLVE ? convolveParams() : opParams(op);
+}
+
+/** A generated control's state for the URL (as typed; a checkbox as "true"/"false"). */
+function fieldState(field) {
+  return field.kind === "checkbox" ? String(field.control.checked) : field.control.value;
+}
+
+function setFieldState(field, value) {
+  if (field.kind === "checkbox") field.control.checked = value === "true";
+  else field.control.value = value;
 }
 
 // --- the setup in the URL ------------------------------------------------------------------
@@ -226,14 +478,26 @@ const FIELDS = {
   "pool-stride": "",
   "pool-edge": "drop",
 };
+/** The convolution's own controls: in the URL only when convolve is the operation. */
+const CONVOLVE_ONLY = ["weight", "mode", "border", "cval", "scale"];
+/** A generated form's fields go in the URL as `op.<field>`, beside `op=<name>`. */
+const OP_FIELD = "op.";
 
 /** The form as URL parameters (only what differs from the defaults); uploads stay local. */
 function setupParams() {
   const params = new URLSearchParams();
+  const op = selectedOp();
   const preset = $("#preset").value;
-  if (preset) params.set("preset", preset);
+  if (op !== CONVOLVE) {
+    params.set("op", op);
+    for (const field of opForm(op).fields.values()) {
+      const state = fieldState(field);
+      if (state !== field.initial) params.set(OP_FIELD + field.name, state);
+    }
+  } else if (preset) params.set("preset", preset);
   else params.set("kernel", readGridText().map((row) => row.join(",")).join(";"));
   for (const [id, initial] of Object.entries(FIELDS)) {
+    if (op !== CONVOLVE && CONVOLVE_ONLY.includes(id)) continue;
     const value = $(`#${id}`).value;
     const presetWeight = id === "weight" && preset ? formatNumber(presets.get(preset).weight) : "1";
     if (value !== (initial === null ? presetWeight : initial)) params.set(id, value);
@@ -250,6 +514,18 @@ function saveSetup() {
 function loadSetup() {
   const params = new URLSearchParams(location.hash.slice(1));
   if (![...params.keys()].length) return false;
+  const op = params.get("op") || CONVOLVE;
+  if (op === CONVOLVE || operations.has(op)) {
+    $("#op").value = op;
+  } else {
+    noteOperations(`This link's operation "${op}" is not offered here; convolve is shown instead.`);
+  }
+  showOperation();
+  if (selectedOp() !== CONVOLVE) {
+    for (const field of opForm(selectedOp()).fields.values()) {
+      if (params.has(OP_FIELD + field.name)) setFieldState(field, params.get(OP_FIELD + field.name));
+    }
+  }
   const preset = params.get("preset");
   if (preset && presets.has(preset)) {
     $("#preset").value = preset;
@@ -444,6 +720,13 @@ function controlFor(loc, pooling) {
     return { control: $(`#${POOL_FIELDS[field]}`), errorId: `${POOL_FIELDS[field]}-error`, name: `Pooling ${field}` };
   }
   if (step !== 0) return null;
+  const op = selectedOp();
+  if (op !== CONVOLVE) {
+    const generated = opForm(op).fields.get(field);
+    if (generated) return { control: generated.control, errorId: generated.errorId, name: generated.title };
+    if (field === "color") return { control: $("#color"), errorId: "color-error", name: "Color" };
+    return null;
+  }
   if (field === "kernel") {
     if (typeof row === "number" && typeof col === "number") {
       const cell = cells()[row * gridSize() + col];
@@ -554,7 +837,10 @@ function clearResult() {
 
 const shellQuote = (text) => `'${String(text).replace(/'/g, "'\\''")}'`;
 
-function curlCommand(path, spec, file) {
+/** A shell word: as is when plain (a name, a number), else single-quoted. */
+const shellWord = (text) => (/^[\w.,:/=+@%-]+$/.test(String(text)) ? String(text) : shellQuote(text));
+
+function curlCommand(path, spec, file, output) {
   const lines = [`curl -sS --fail-with-body -X POST ${shellQuote(apiUrl(path))}`];
   if ($("#api-key").value.trim()) lines.push('-H "X-API-Key: $IMGFILTER_API_KEY"');
   if (file) {
@@ -564,24 +850,51 @@ function curlCommand(path, spec, file) {
     lines.push("-H 'Content-Type: application/json'");
     lines.push(`-d ${shellQuote(JSON.stringify(spec))}`);
   }
-  lines.push(`-o ${path === "pipeline" ? "pooled" : "convolved"}.png`);
+  lines.push(`-o ${shellWord(output)}`);
   return lines.join(" \\\n  ");
 }
 
-async function copyCurl() {
-  const text = $("#curl").textContent;
+/** A CLI option's value: a string as a word (JSON-quoted if it would read as JSON), else JSON. */
+function cliValue(value) {
+  if (typeof value !== "string") return shellWord(JSON.stringify(value));
+  try {
+    JSON.parse(value);
+  } catch {
+    return shellWord(value);
+  }
+  return shellQuote(JSON.stringify(value));
+}
+
+/**
+ * The same run with the local CLI: `imgfilter <op> IMAGE --<field> <value> -o FILE` (a field's
+ * `_` as `-`; `true` as a bare flag; `false`, the CLI's default for its flags, left out).
+ */
+function cliCommand(path, spec, file, output) {
+  const words = ["imgfilter", shellWord(path), file ? shellWord(file.name) : "ascent"];
+  for (const [name, value] of Object.entries(spec)) {
+    if (value === false) continue;
+    words.push(`--${name.replace(/_/g, "-")}`);
+    if (value !== true) words.push(cliValue(value));
+  }
+  words.push("-o", shellWord(output));
+  return words.join(" ");
+}
+
+/** Copy the command in `code` (a selector); `button` says so for a moment. */
+async function copyCommand(code, button) {
+  const text = $(code).textContent;
   try {
     await navigator.clipboard.writeText(text);
   } catch {
     const range = document.createRange();
-    range.selectNodeContents($("#curl"));
+    range.selectNodeContents($(code));
     getSelection().removeAllRanges();
     getSelection().addRange(range);
     document.execCommand("copy");
   }
-  $("#copy").textContent = "Copied";
+  $(button).textContent = "Copied";
   setTimeout(() => {
-    $("#copy").textContent = "Copy";
+    $(button).textContent = "Copy";
   }, 1500);
 }
 
@@ -605,10 +918,17 @@ async function showOriginal(file) {
   if (!stats && file) $("#original .meta").textContent = `${file.name}: not shown (this browser cannot decode it)`;
 }
 
-function resultTitle(pooling) {
-  if (!pooling) return "Convolved";
+function resultTitle(op, pooling) {
+  const first = op === CONVOLVE ? "Convolved" : op[0].toUpperCase() + op.slice(1);
+  if (!pooling) return first;
   const size = Array.isArray(pooling.size) ? pooling.size.join("\u00d7") : `${pooling.size}\u00d7${pooling.size}`;
-  return `Convolved, then ${size} ${pooling.method}-pooled`;
+  return `${first}, then ${size} ${pooling.method}-pooled`;
+}
+
+/** The result's file name: convolved.png and pooled.png for convolve; <op>(-pooled).png else. */
+function resultFile(op, pooling) {
+  if (op === CONVOLVE) return pooling ? "pooled.png" : "convolved.png";
+  return `${op}${pooling ? "-pooled" : ""}.png`;
 }
 
 /** One run: one request; `explicit` (Run, Enter) moves the focus to a control at fault. */
@@ -619,23 +939,26 @@ async function run(explicit = false) {
   inflight = new AbortController();
   const { signal } = inflight;
   const pooling = $("#pool-on").checked ? poolParams() : null;
+  const op = selectedOp();
+  const output = resultFile(op, pooling);
   setStatus("running", "Running\u2026");
   saveSetup();
   try {
     const file = selectedFile();
-    const { path, spec } = request(convolveParams(), pooling);
-    $("#curl").textContent = curlCommand(path, spec, file);
+    const { path, spec } = request(op, stepParams(op), pooling);
+    $("#curl").textContent = curlCommand(path, spec, file, output);
+    $("#cli").textContent = cliCommand(path, spec, file, output);
     await showOriginal(file);
     const blob = await post(path, spec, file, signal);
     if (id !== runId) return;
     clearErrors();
-    $("#result-title").textContent = resultTitle(pooling);
+    $("#result-title").textContent = resultTitle(op, pooling);
     $("#result .placeholder").hidden = true;
     const stats = await showImage("result", blob, blob.size);
     if (id !== runId) return;
     const download = $("#download");
     download.href = objectUrls.get("result");
-    download.download = `${path === "pipeline" ? "pooled" : "convolved"}.png`;
+    download.download = output;
     download.hidden = false;
     setCompare(objectUrls.get("original") || apiUrl("images/ascent"), objectUrls.get("result"));
     drawHistogram(stats);
@@ -663,6 +986,7 @@ function syncControls() {
   const codelab = $("#mode").value === "codelab";
   $("#border").disabled = codelab;
   $("#cval").disabled = codelab || $("#border").value !== "constant";
+  $("#color").disabled = !opUsesColor(selectedOp());
   for (const field of document.querySelectorAll(".pool-field")) field.disabled = !$("#pool-on").checked;
 }
 
@@ -685,6 +1009,7 @@ function resetForm() {
     $("#preset").value = DEFAULT_PRESET;
     applyPreset(DEFAULT_PRESET);
   }
+  showOperation();
   syncControls();
 }
 
@@ -707,6 +1032,8 @@ async function start() {
   form.addEventListener("change", (event) => {
     const target = event.target;
     if (target.classList.contains("cell")) return; // cells run on input
+    if (target.closest("#op-fields") && target.type === "text") return; // so do generated texts
+    if (target.id === "op") showOperation();
     if (target.id === "preset") applyPreset(target.value);
     if (target.id === "kernel-size") {
       forgetPreset();
@@ -726,6 +1053,9 @@ async function start() {
     schedule(LIVE_DELAY_MS);
   });
   $("#grid").addEventListener("keydown", gridKeys);
+  $("#op-fields").addEventListener("input", (event) => {
+    if (event.target.type === "text") schedule(LIVE_DELAY_MS);
+  });
   for (const id of ["weight", "cval", "pool-size", "pool-stride"]) {
     $(`#${id}`).addEventListener("input", () => {
       if (id === "weight") describeSum();
@@ -743,15 +1073,17 @@ async function start() {
     history.replaceState(null, "", location.pathname + location.search);
     run(false);
   });
-  $("#copy").addEventListener("click", copyCurl);
+  $("#copy").addEventListener("click", () => copyCommand("#curl", "#copy"));
+  $("#copy-cli").addEventListener("click", () => copyCommand("#cli", "#copy-cli"));
   for (const radio of document.querySelectorAll('input[name="view"]')) radio.addEventListener("change", syncView);
   $("#compare-position").addEventListener("input", (event) => {
     $(".compare-frame").style.setProperty("--position", `${event.target.value}%`);
   });
   window.addEventListener("resize", layoutFigures);
   try {
-    await loadPresets();
-    if (!loadSetup()) resetForm();
+    await Promise.all([loadPresets(), loadOperations()]);
+    resetForm();
+    loadSetup();
     syncControls();
     describeSum();
   } catch (error) {

@@ -1,4 +1,4 @@
-"""The one request path every processing endpoint shares.
+"""The routes of every registry operation (``service.ops``) and the request path they share.
 
 router -> ``acceptable`` (406 before the body is read) -> ``read_request`` (event loop: bytes,
 limits, content type) -> worker thread: ``parse_spec`` -> the answer's media type (``Accept``,
@@ -13,12 +13,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from .. import processing
 from ..config import Settings
 from ..errors import SpecError
 from ..imaging import Decoded
+from ..ops import OPERATIONS, Operation
 from ..runtime.limiter import WorkLimiter
 from ..runtime.observability import annotate, count_connection_release
 from ..schemas import MEDIA_TYPES, OutputFormat, OutputSpec
@@ -26,10 +27,11 @@ from .body import JSON, MULTIPART, RawRequest, parse_spec, read_request, request
 from .deps import SettingsDep, WorkLimiterDep
 from .negotiation import acceptable, allows, choose
 from .responses import processing_responses
+from .security import require_api_key
 
 S = TypeVar("S", bound=OutputSpec)
 CLOSE_CONNECTION = {"Connection": "close"}
-Operation = Callable[[Decoded, S, Settings], Decoded]
+Runner = Callable[[Decoded, S, Settings], Decoded]
 FORMATS: dict[str, OutputFormat] = {media: fmt for fmt, media in MEDIA_TYPES.items()}
 
 
@@ -63,7 +65,7 @@ async def handle(
     settings: Settings,
     limiter: WorkLimiter,
     models: tuple[type[S], type[S]],
-    operation: Operation[S],
+    operation: Runner[S],
     variant: Variant,
 ) -> Response:
     """Read the request, run ``operation`` in a bounded worker thread, answer its encoding."""
@@ -86,7 +88,7 @@ def _work(
     raw: RawRequest,
     settings: Settings,
     models: tuple[type[S], type[S]],
-    operation: Operation[S],
+    operation: Runner[S],
     candidates: tuple[str, ...],
 ) -> tuple[bytes, str]:
     spec, ref, upload = parse_spec(raw, models[0], models[1], settings)
@@ -106,40 +108,40 @@ def _work(
     return processing.render(result, FORMATS[media_type], settings)
 
 
-def add_operations(
-    router: APIRouter,
-    name: str,
-    models: tuple[type[S], type[S]],
-    operation: Operation[S],
-    docs: OperationDocs,
-) -> None:
-    """Add one POST route per ``VARIANTS`` entry, each documented with one request encoding."""
+def operation_router(operation: Operation[Any]) -> APIRouter:
+    """The operation's routes: one ``POST`` per ``VARIANTS`` entry, each with one encoding.
+
+    Paths ``/<name>``, ``/<name>/array`` and ``/<name>/upload``; operationIds ``<name>``,
+    ``<name>Array`` and ``<name>Upload``; tagged ``<name>``; API keys required when set.
+    """
+    router = APIRouter(
+        prefix=operation.path, tags=[operation.name], dependencies=[Depends(require_api_key)]
+    )
+    models = (operation.request, operation.spec)
     for variant in VARIANTS:
         encoding = variant.encodings[0]
         model = models[0] if encoding == JSON else models[1]
-        examples = docs.array_examples if variant.answers == JSON_ANSWER else docs.examples
+        examples = dict(
+            operation.array_examples if variant.answers == JSON_ANSWER else operation.examples
+        )
         router.add_api_route(
             variant.suffix,
-            _endpoint(models, operation, variant),
+            _endpoint(models, operation.run, variant),
             methods=["POST"],
-            name=f"{name}{variant.operation_suffix}",
-            operation_id=f"{name}{variant.operation_suffix}",
-            summary=docs.summary + _SUMMARIES[variant.operation_suffix],
-            description=docs.description + _DESCRIPTIONS[variant.operation_suffix],
+            name=f"{operation.name}{variant.operation_suffix}",
+            operation_id=f"{operation.name}{variant.operation_suffix}",
+            summary=operation.summary + _SUMMARIES[variant.operation_suffix],
+            description=operation.description + _DESCRIPTIONS[variant.operation_suffix],
             response_class=Response,
             responses=processing_responses(variant.answers),
             openapi_extra=request_body_openapi(model, encoding, examples),
         )
+    return router
 
 
-@dataclass(frozen=True, slots=True)
-class OperationDocs:
-    """What the OpenAPI document says about an endpoint's operations."""
-
-    summary: str
-    description: str
-    examples: dict[str, dict[str, Any]]
-    array_examples: dict[str, dict[str, Any]]
+def routers() -> list[APIRouter]:
+    """Every registry operation's router, in the registry's order."""
+    return [operation_router(operation) for operation in OPERATIONS.values()]
 
 
 _SUMMARIES = {"": "", "Array": " (JSON array answer)", "Upload": " (uploaded image file)"}
@@ -156,7 +158,7 @@ _DESCRIPTIONS = {
 
 
 def _endpoint(
-    models: tuple[type[S], type[S]], operation: Operation[S], variant: Variant
+    models: tuple[type[S], type[S]], operation: Runner[S], variant: Variant
 ) -> Callable[..., Awaitable[Response]]:
     async def endpoint(
         request: Request, settings: SettingsDep, limiter: WorkLimiterDep
