@@ -41,6 +41,6 @@ USER 10001:10001
 # --start-interval before Engine 25), so the interval is short; a check costs ~20 ms of CPU.
 EXPOSE 8000
 HEALTHCHECK --interval=3s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "service.healthcheck"]
+    CMD ["python", "-m", "service.runtime.healthcheck"]
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "service", "serve"]

@@ -74,7 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"imgfilter serve: invalid settings\n{exc}", file=sys.stderr)
         return 2
 
-    from .server import serve
+    from .runtime.server import serve
 
     serve(settings)
     return 0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,14 +11,14 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
-from . import __version__, balancing, imaging, observability
+from . import __version__, imaging
 from .api import docs, health, meta, metrics, operations, playground
 from .api.errors import add_error_handlers
 from .api.responses import HEADERS
 from .api.security import SecurityHeadersMiddleware
-from .concurrency import WorkLimiter
 from .config import Settings, get_settings
 from .ops import OPERATIONS, spec_models
+from .runtime import lifecycle, observability
 from .schemas import ENUMS, ArrayResult, EncodedImage, PixelImage
 
 DESCRIPTION = """
@@ -152,27 +150,10 @@ TAGS = [
 ]
 
 
-def _lifespan(settings: Settings, limiter: WorkLimiter) -> Any:
-    """Startup: join the workers' load board (``serve`` with several workers); shutdown: leave."""
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        board = balancing.join_from_environment() if settings.rebalance_connections else None
-        limiter.board = board
-        try:
-            yield
-        finally:
-            limiter.board = None
-            if board is not None:
-                board.leave()
-
-    return lifespan
-
-
 def create_app(settings: Settings) -> FastAPI:
     """Build the app for ``settings`` (routers, error handlers, middleware, docs)."""
     imaging.configure_pillow(settings.max_pixels)
-    limiter = WorkLimiter(settings)
+    limiter = lifecycle.work_limiter(settings)
     app = FastAPI(
         title="Image filter service",
         version=__version__,
@@ -181,7 +162,7 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         separate_input_output_schemas=False,
-        lifespan=_lifespan(settings, limiter),
+        lifespan=lifecycle.worker_lifespan(settings, limiter),
     )
     app.state.settings = settings
     app.state.work_limiter = limiter

@@ -25,7 +25,7 @@ from .core.pooling import pool
 from .core.scaling import apply_scale
 from .errors import ImageTooLargeError, InvalidSpecError, ResultTooLargeError
 from .imaging import Decoded
-from .observability import count_rejection, observe_stage
+from .runtime.observability import count_rejection, observe_stage
 from .schemas import ConvolveParams, ImageRef, OutputFormat, PixelImage, PoolParams
 
 

@@ -1,7 +1,7 @@
 """A small app for real-process tests: the service's observability, health and metrics, plus
 ``GET /slow?seconds=`` (an in-flight request that outlives a SIGTERM).
 
-Served as ``tests.lifecycle_app:app`` by ``service.server.serve``; settings come from the
+Served as ``tests.lifecycle_app:app`` by ``service.runtime.server.serve``; settings come from the
 environment (``IMGFILTER_*``), as in the real app.
 """
 
@@ -11,14 +11,14 @@ import asyncio
 
 from fastapi import FastAPI
 
-from service import observability
 from service.api import health, metrics
 from service.config import Settings
+from service.runtime import lifecycle, observability
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The service's middleware and meta routers around one slow endpoint."""
-    app = FastAPI()
+    """The service's lifespan, middleware and meta routers around one slow endpoint."""
+    app = FastAPI(lifespan=lifecycle.worker_lifespan(settings))
     app.state.settings = settings
 
     @app.get("/slow")

@@ -1,4 +1,4 @@
-"""The shared load board of the worker processes (service.balancing)."""
+"""The shared load board of the worker processes (service.runtime.balancing)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from service.balancing import BOARD_ENV, LoadBoard, join_from_environment
-from service.concurrency import WorkLimiter
+from service.runtime.balancing import BOARD_ENV, LoadBoard, join_from_environment
+from service.runtime.limiter import WorkLimiter
 from tests.conftest import make_settings
 from tests.servers import dead_pid
 
@@ -181,7 +181,7 @@ def test_processes_share_the_board_and_claim_distinct_records_at_once(tmp_path: 
         f"""
         import os, sys, time
         from pathlib import Path
-        from service.balancing import LoadBoard
+        from service.runtime.balancing import LoadBoard
         while not Path({str(go)!r}).exists():
             time.sleep(0.001)
         board = LoadBoard.join(Path({str(path)!r}))
@@ -223,7 +223,8 @@ def test_work_limiter_publishes_its_admitted_requests(
         return dict(sibling.siblings())[live_pids[1]]
 
     with limiter.admit():
-        limiter.board = me  # attached mid-request: publishes what is admitted now
+        # attached mid-request: publishes what is admitted now
+        limiter.watch_load(me.publish, me.busier_than_a_sibling)
         assert seen() == 1
         with limiter.admit(), limiter.admit():
             assert seen() == 3
@@ -232,7 +233,7 @@ def test_work_limiter_publishes_its_admitted_requests(
         assert seen() == 1
         assert not limiter.should_release_connection()
     assert seen() == 0
-    limiter.board = None
+    limiter.watch_load(None)
     with limiter.admit(), limiter.admit(), limiter.admit():
         assert seen() == 0
         assert not limiter.should_release_connection()

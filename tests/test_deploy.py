@@ -245,7 +245,8 @@ def test_dockerfile_cmd_serves_on_exposed_port() -> None:
     assert env["IMGFILTER_HOST"] == "0.0.0.0"
     assert env["IMGFILTER_PORT"] == instruction("EXPOSE", "runtime")[0] == "8000"
     (healthcheck,) = instruction("HEALTHCHECK", "runtime")
-    assert json.loads(healthcheck.split(" CMD ", 1)[1]) == ["python", "-m", "service.healthcheck"]
+    command = ["python", "-m", "service.runtime.healthcheck"]
+    assert json.loads(healthcheck.split(" CMD ", 1)[1]) == command
     assert "--start-interval" not in healthcheck  # Engine 25+ only; Debian bookworm has 20.10
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.balancing import BOARD_ENV
+from service.runtime.balancing import BOARD_ENV
 from tests.servers import (
     Server,
     free_port,

@@ -1,10 +1,10 @@
-"""``python -m service.healthcheck``: the container healthcheck follows IMGFILTER_HOST/PORT."""
+"""``python -m service.runtime.healthcheck``: the container check follows IMGFILTER_HOST/PORT."""
 
 from __future__ import annotations
 
 import pytest
 
-from service.healthcheck import healthz_url, main
+from service.runtime.healthcheck import healthz_url, main
 from tests.servers import free_port, running_server
 
 

@@ -1,4 +1,4 @@
-"""Returning freed heap memory to the OS when a worker falls idle (service.memory)."""
+"""Returning freed heap memory to the OS when a worker falls idle (service.runtime.memory)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import threading
 
 import pytest
 
-from service import memory
-from service.concurrency import WorkLimiter
-from service.memory import IdleTrimmer, resident_bytes
+from service.runtime import memory
+from service.runtime.lifecycle import work_limiter
+from service.runtime.limiter import WorkLimiter
+from service.runtime.memory import IdleTrimmer, resident_bytes
 from tests.conftest import make_settings
 
 MIB = 2**20
@@ -102,15 +103,11 @@ def test_disabled_by_zero_threshold_missing_trim_or_unknown_rss() -> None:
 
 
 def test_work_limiter_reports_idle_when_its_last_request_ends() -> None:
-    limiter = WorkLimiter(make_settings(max_concurrency=1, max_queue=4))
     calls: list[int] = []
-
-    class Spy(IdleTrimmer):
-        def idle(self) -> threading.Thread | None:
-            calls.append(limiter._admitted)
-            return None
-
-    limiter.trimmer = Spy(MIB)
+    limiter = WorkLimiter(
+        make_settings(max_concurrency=1, max_queue=4),
+        on_idle=lambda: calls.append(limiter.admitted),
+    )
     with limiter.admit():
         with limiter.admit():
             pass
@@ -119,8 +116,12 @@ def test_work_limiter_reports_idle_when_its_last_request_ends() -> None:
 
 
 def test_settings_threshold_reaches_the_limiter() -> None:
-    assert WorkLimiter(make_settings(idle_trim_mib=7)).trimmer.threshold == 7 * MIB
-    assert not WorkLimiter(make_settings(idle_trim_mib=0)).trimmer.enabled
+    """The app's limiter (``lifecycle.work_limiter``) has the trimmer on its idle hook."""
+    trimmer = work_limiter(make_settings(idle_trim_mib=7)).on_idle.__self__  # type: ignore[union-attr]
+    assert isinstance(trimmer, IdleTrimmer)
+    assert trimmer.threshold == 7 * MIB
+    off = work_limiter(make_settings(idle_trim_mib=0)).on_idle.__self__  # type: ignore[union-attr]
+    assert not off.enabled
 
 
 @pytest.mark.skipif(memory.malloc_trim is None, reason="no glibc malloc_trim here")

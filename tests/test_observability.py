@@ -17,9 +17,9 @@ from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from service import lifecycle, observability
 from service.api import metrics
-from service.observability import JsonFormatter
+from service.runtime import lifecycle, observability
+from service.runtime.observability import JsonFormatter
 from tests.conftest import ROOT, make_settings
 
 METRIC_NAMES = (
@@ -324,7 +324,7 @@ def test_metrics_merge_across_processes_in_multiprocess_mode(tmp_path: Path) -> 
     """Two worker-like processes write files; a third renders the sum of both."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     record = (
-        "from service import observability as o\n"
+        "from service.runtime import observability as o\n"
         "assert o.multiprocess_mode()\n"
         "o.count_rejection('overload')\n"
         "with o.observe_stage('pool'): pass\n"
@@ -332,7 +332,9 @@ def test_metrics_merge_across_processes_in_multiprocess_mode(tmp_path: Path) -> 
     )
     for _ in range(2):
         subprocess.run([sys.executable, "-c", record], env=env, cwd=ROOT, check=True)
-    render = "from service import observability as o\nprint(o.render_metrics()[0].decode())\n"
+    render = (
+        "from service.runtime import observability as o\nprint(o.render_metrics()[0].decode())\n"
+    )
     text = subprocess.run(
         [sys.executable, "-c", render], env=env, cwd=ROOT, check=True, capture_output=True
     ).stdout.decode()
@@ -345,16 +347,13 @@ def test_multiprocess_mode_off_in_this_process() -> None:
     assert observability.multiprocess_mode() is ("PROMETHEUS_MULTIPROC_DIR" in os.environ)
 
 
-# --- lifespan and readiness --------------------------------------------------------------------
-def test_lifespan_startup_marks_ready_without_touching_signals_off_main_thread() -> None:
+# --- lifespan --------------------------------------------------------------------------------
+def test_middleware_leaves_the_lifespan_to_the_app() -> None:
+    """One lifespan: readiness is the app's lifespan's (tests/test_lifecycle.py), not ours."""
     lifecycle.STATE.mark_draining()
-    import signal
-
-    before = signal.getsignal(signal.SIGTERM)
     try:
-        with TestClient(build_app()):  # lifespan runs in the portal thread
-            assert lifecycle.is_ready()
-        assert signal.getsignal(signal.SIGTERM) is before
+        with TestClient(build_app()):  # no lifespan of its own: nothing marks it ready
+            assert not lifecycle.is_ready()
     finally:
         lifecycle.STATE.mark_ready()
 

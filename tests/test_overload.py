@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 from service.api.errors import answer
-from service.concurrency import WorkLimiter
 from service.errors import OverloadedError, ProcessingTimeoutError
+from service.runtime.limiter import WorkLimiter
 from tests.conftest import make_settings
 from tests.servers import Server, free_port, rss_kib, running_server, uvicorn_args
 

@@ -1,4 +1,4 @@
-"""``service.server`` and ``service.cli`` with real processes: TCP_NODELAY, SIGTERM drain,
+"""``service.runtime.server`` and ``service.cli`` with real processes: TCP_NODELAY, SIGTERM drain,
 readiness during shutdown, start-up failures, JSON logs."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ import contextlib
 import http.client
 import json
 import os
-import pickle
 import signal
 import socket
 import statistics
@@ -24,9 +23,12 @@ from typing import Any
 import httpx
 import pytest
 
-from service import cli, server
-from service.balancing import BOARD_ENV
-from service.server import WorkerSockets, bind_anchor, bind_socket, cap_malloc_arenas
+from service import cli
+from service.runtime import server
+from service.runtime.balancing import BOARD_ENV
+from service.runtime.server import cap_malloc_arenas
+from service.runtime.supervisor import bind_anchor
+from service.runtime.worker import bind_socket
 from tests.conftest import ROOT, make_settings
 from tests.servers import established_connections, free_port, wait_healthy, worker_pids
 
@@ -51,7 +53,7 @@ def serve_command(app: str = TEST_APP, **settings: Any) -> list[str]:
     kwargs = ", ".join(f"{key}={value!r}" for key, value in settings.items())
     code = (
         "from service.config import Settings\n"
-        "from service.server import serve\n"
+        "from service.runtime.server import serve\n"
         f"serve(Settings(_env_file=None, {kwargs}), app={app!r})\n"
     )
     return [sys.executable, "-c", code]
@@ -150,10 +152,8 @@ def test_cap_malloc_arenas_defaults_to_two_and_keeps_the_operators_value(
 def test_worker_sockets_bind_one_socket_per_worker_and_share_connections() -> None:
     with bind_anchor("127.0.0.1", 0) as anchor:
         address = anchor.getsockname()[:2]
-        spec = WorkerSockets(*address)
-        # what each spawned worker gets: unpickling binds that worker's own socket
-        workers = [pickle.loads(pickle.dumps(spec)) for _ in range(2)]
-        listeners = [sockets[0] for sockets in workers]
+        # what each worker's entry point (worker_main) binds: its own socket on the address
+        listeners = [bind_socket(*address, reuse_port=True) for _ in range(2)]
         with contextlib.ExitStack() as stack:
             for listener in listeners:
                 stack.enter_context(listener)
@@ -182,7 +182,7 @@ def test_keepalive_responses_skip_delayed_ack_on_asyncio_loop(tmp_path: Path) ->
     port = free_port()
     code = (
         "import uvicorn\n"
-        "from service.server import bind_socket\n"
+        "from service.runtime.worker import bind_socket\n"
         f"config = uvicorn.Config({TEST_APP!r}, loop='asyncio', log_level='warning')\n"
         f"uvicorn.Server(config).run(sockets=[bind_socket('127.0.0.1', {port})])\n"
     )
@@ -336,7 +336,7 @@ def test_python_m_service_is_the_cli() -> None:
     assert b"--workers" in process.stdout
 
 
-# --- spreading keep-alive connections over workers (service.balancing) ---------------------------
+# --- spreading keep-alive connections over workers (service.runtime.balancing) ----------------
 @contextlib.contextmanager
 def keepalive_clients(base_url: str, count: int) -> Iterator[list[Counter[str]]]:
     """``count`` threads, each on one keep-alive connection, posting Sobel until the block ends.
@@ -438,7 +438,7 @@ def test_load_board_is_created_exported_and_removed(
 def test_die_with_parent_signals_at_once_when_the_parent_is_already_gone() -> None:
     code = (
         "import os, time\n"
-        "from service.server import die_with_parent\n"
+        "from service.runtime.worker import die_with_parent\n"
         "assert die_with_parent(os.getppid())\n"  # the real parent: nothing happens
         "print('armed', flush=True)\n"
         "die_with_parent(os.getppid() + 1_000_000)\n"  # not our parent: as if reparented
@@ -451,16 +451,42 @@ def test_die_with_parent_signals_at_once_when_the_parent_is_already_gone() -> No
     assert done.returncode == -signal.SIGTERM
 
 
+def test_worker_main_arms_the_death_signal_before_anything_else() -> None:
+    """The worker's entry point sets PR_SET_PDEATHSIG first: started under a "supervisor" that
+    is not its parent (as if reparented), it dies of SIGTERM at once, before it binds its
+    socket (the port is taken, so binding first would exit 1 with EADDRINUSE)."""
+    code = (
+        "import multiprocessing, os, uvicorn\n"
+        "from service.runtime.worker import bind_socket, worker_main\n"
+        "taken = bind_socket('127.0.0.1', 0)\n"
+        "taken.listen()\n"
+        f"config = uvicorn.Config({TEST_APP!r}, log_level='warning')\n"
+        "_, health = multiprocessing.Pipe()\n"
+        "address = ('127.0.0.1', taken.getsockname()[1])\n"
+        "not_the_parent = os.getpid() + 1_000_000\n"
+        "worker = multiprocessing.get_context('spawn').Process(\n"
+        "    target=worker_main, args=(config, *address, not_the_parent, health)\n"
+        ")\n"
+        "worker.start()\n"
+        "worker.join(30)\n"
+        "print(worker.exitcode)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == str(-signal.SIGTERM), done.stderr
+
+
 def test_no_writable_temp_dir_exits_3_with_a_clear_message(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """A read-only root without a /tmp mount: one line saying what to mount, no traceback."""
     import tempfile
 
-    from service.server import check_temp_dir
+    from service.runtime.server import check_temp_dir
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
-    monkeypatch.setattr("service.server.logger.hasHandlers", lambda: False)
+    monkeypatch.setattr("service.runtime.server.logger.hasHandlers", lambda: False)
     with pytest.raises(SystemExit) as exited:
         check_temp_dir()
     assert exited.value.code == 3

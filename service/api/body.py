@@ -21,7 +21,7 @@ from starlette.requests import Request
 
 from ..config import Settings
 from ..errors import StorageFullError
-from ..observability import count_rejection
+from ..runtime.observability import count_rejection
 from ..schemas import ImageRef, OutputSpec, validation_context
 from .errors import (
     BodyTimeoutError,

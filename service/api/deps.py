@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ..concurrency import WorkLimiter
 from ..config import Settings
+from ..runtime.limiter import WorkLimiter
 
 
 async def get_app_settings(request: Request) -> Settings:

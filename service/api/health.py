@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from .. import lifecycle
+from ..runtime import lifecycle
 from ..schemas import Health
 from .responses import ok
 

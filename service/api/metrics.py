@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response
 
-from ..observability import render_metrics
+from ..runtime.observability import render_metrics
 from .deps import SettingsDep
 
 router = APIRouter(tags=["meta"])

@@ -4,7 +4,7 @@ router -> ``acceptable`` (406 before the body is read) -> ``read_request`` (even
 limits, content type) -> worker thread: ``parse_spec`` -> the answer's media type (``Accept``,
 then the spec's ``format``) -> ``resolve_image`` (decode, limits first) -> the operation (core)
 -> ``render`` (encode) -> ``Response``; ``Connection: close`` on it when this worker is busier
-than a sibling (:mod:`service.balancing`).
+than a sibling (:mod:`service.runtime.balancing`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Depends, Request, Response
 
 from .. import processing
-from ..concurrency import WorkLimiter
 from ..config import Settings
 from ..errors import InvalidSpecError
 from ..imaging import Decoded
-from ..observability import annotate, count_connection_release
 from ..ops import OPERATIONS, Operation
+from ..runtime.limiter import WorkLimiter
+from ..runtime.observability import annotate, count_connection_release
 from ..schemas import MEDIA_TYPES, OutputFormat, OutputSpec
 from .body import JSON, MULTIPART, RawRequest, parse_spec, read_request, request_body_openapi
 from .deps import SettingsDep, WorkLimiterDep

@@ -1,4 +1,4 @@
-"""``Connection: close`` when this worker is busier than a sibling (service.balancing, issue 4).
+"""``Connection: close`` when this worker is busier than a sibling (service.runtime.balancing).
 
 The app joins the load board named in ``IMGFILTER_LOAD_BOARD`` at lifespan startup. A sibling
 worker is simulated by a record held for another live process with a chosen load; three
@@ -19,8 +19,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from service.balancing import BOARD_ENV, LoadBoard
 from service.main import create_app
+from service.runtime.balancing import BOARD_ENV, LoadBoard
 from tests.conftest import make_settings
 from tests.servers import dead_pid
 
@@ -110,9 +110,9 @@ def test_lifespan_takes_a_record_and_frees_it(board_path: Path, sibling_pid: int
         assert client.post("/convolve", json=SOBEL).status_code == 200
         (worker,) = sibling.siblings()
         assert worker[1] == 0  # its load, published back to 0 after the request
-        assert app.state.work_limiter.board is not None
+        assert app.state.load_board is not None
     assert sibling.siblings() == []
-    assert app.state.work_limiter.board is None
+    assert app.state.load_board is None
 
 
 def test_without_a_board_nothing_is_joined(monkeypatch: pytest.MonkeyPatch) -> None:

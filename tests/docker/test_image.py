@@ -123,7 +123,7 @@ def test_host_and_port_come_from_the_environment(image: str, containers: list[st
         name,
         "python",
         "-m",
-        "service.healthcheck",
+        "service.runtime.healthcheck",
         check=False,
     )
     assert probe == ""  # the failure is reported on stderr and as exit code
@@ -134,7 +134,7 @@ def test_host_and_port_come_from_the_environment(image: str, containers: list[st
         name,
         "sh",
         "-c",
-        "python -m service.healthcheck 2>/dev/null; echo $?",
+        "python -m service.runtime.healthcheck 2>/dev/null; echo $?",
     )
     assert done == "1"
 

@@ -30,7 +30,7 @@ name                                                  type        labels
 ``imgfilter_connection_releases_total``               counter     (none)
 ====================================================  ==========  ==========================
 
-Several worker processes: ``service.server.serve`` gives each start a fresh, empty directory
+Several worker processes: ``service.runtime.server.serve`` gives each start a fresh, empty directory
 in ``PROMETHEUS_MULTIPROC_DIR`` before the workers start; prometheus-client then keeps every
 value in a per-process memory-mapped file there, and :func:`render_metrics` merges the files of
 all workers (``MultiProcessCollector``), so ``GET /metrics`` answers the same totals whichever
@@ -69,12 +69,10 @@ from prometheus_client import (
 from prometheus_client import values as _prom_values
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import lifecycle
-
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from .config import Settings
+    from ..config import Settings
 
 __all__ = [
     "ACCESS_LOGGER",
@@ -326,34 +324,19 @@ def configure_logging(level: str) -> None:
 class ObservabilityMiddleware:
     """Pure-ASGI middleware: request ID, one JSON log line and metrics per HTTP request.
 
-    It also watches the ASGI lifespan: at startup it marks the process ready and installs
-    the shutdown signal hooks of :mod:`service.lifecycle` (uvicorn has installed its own
-    handlers by then), so SIGTERM flips ``/readyz`` to 503 first.
+    Other scopes (``lifespan``, ``websocket``) pass through untouched; the worker's lifespan
+    is :func:`service.runtime.lifecycle.worker_lifespan`.
     """
 
-    def __init__(
-        self, app: ASGIApp, *, metrics: bool = True, shutdown_delay_s: float = 0.0
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: bool = True) -> None:
         self.app = app
         self.metrics = metrics
-        self.shutdown_delay_s = shutdown_delay_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(scope, receive, send)
         else:
             await self.app(scope, receive, send)
-
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                lifecycle.STATE.mark_ready()
-                lifecycle.install_signal_hooks(self.shutdown_delay_s)
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
@@ -452,8 +435,4 @@ def install(app: FastAPI, settings: Settings) -> None:
     middleware and has no ``X-Request-ID``; its log line still has the ID, status 500.)
     """
     configure_logging(settings.log_level)
-    app.add_middleware(
-        ObservabilityMiddleware,
-        metrics=settings.metrics_enabled,
-        shutdown_delay_s=settings.shutdown_delay_s,
-    )
+    app.add_middleware(ObservabilityMiddleware, metrics=settings.metrics_enabled)

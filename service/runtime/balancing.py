@@ -1,6 +1,6 @@
 """Spread keep-alive connections over the worker processes by their load.
 
-Each worker listens on its own ``SO_REUSEPORT`` socket (:mod:`service.server`), and the
+Each worker listens on its own ``SO_REUSEPORT`` socket (:mod:`service.runtime.worker`), and the
 kernel gives a new connection to one of them by a hash of its addresses, blind to load.
 Keep-alive clients (benchmarks, SDKs, a proxy's upstream pool) stay where they landed: 8
 connections over 2 workers split binomially (4/4 with probability C(8,4)/2**8, about 27 %),
@@ -16,7 +16,7 @@ response's own request still counts::
     close  iff  load_self >= load_sibling + 2  for some live sibling
 
 where a worker's *load* is its requests admitted for processing (reading, queued or running;
-:meth:`service.concurrency.WorkLimiter.admit`). For closed-loop clients (each connection
+:meth:`service.runtime.limiter.WorkLimiter.admit`). For closed-loop clients (each connection
 sends its next request when the answer arrives) load is the worker's busy connections; a
 response in transit lowers a sibling's figure by one, so the margin of 2 keeps a balanced
 4/4 (read as 4 against 3 or 4) from closing anything, while 5/3 and worse converge in a

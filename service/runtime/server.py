@@ -2,37 +2,27 @@
 
 What it sets up, and why:
 
-* **One listening socket, bound here, with ``TCP_NODELAY``.** With ``--workers N`` uvicorn
-  binds the shared socket itself (``Config.bind_socket``) as ``socket.socket(AF_INET)``, i.e.
-  with ``proto == 0``, and hands it to every worker. asyncio's transports enable
-  ``TCP_NODELAY`` only on sockets whose ``proto`` is ``IPPROTO_TCP``
-  (``asyncio.base_events._set_nodelay``), so accepted connections keep Nagle's algorithm on;
-  uvicorn writes a response's head and body in two ``send`` calls, and the body then waits
-  for the client's delayed ACK (docs/decisions/0001-own-supervisor-reuseport.md). uvloop sets
-  ``TCP_NODELAY`` on every accepted connection itself, so with uvloop (installed by
-  ``uvicorn[standard]``, chosen by ``loop="auto"``) the trap does not show; with the asyncio
-  loop, or where uvloop is absent (it is not built for every platform), it does.
-  :func:`bind_socket` creates the socket with ``IPPROTO_TCP`` (so asyncio's check passes)
-  *and* sets ``TCP_NODELAY`` on the listening socket (Linux copies it to accepted
-  sockets), then passes it to ``Server.run(sockets=...)`` (one worker); with several workers
-  each worker binds its own such socket, see the next point, so both event loops and both
-  modes get it.
-* **A listening socket per worker** (``SO_REUSEPORT``, :class:`WorkerSockets`), not one shared
-  socket: with a shared socket the first worker to wake accepts a whole burst of connections
-  and keep-alive clients (load balancers, proxies, benchmarks) stay on it, one worker busy and
-  the other idle; the kernel spreads connections over per-worker sockets by their hash.
-* **Load-aware spreading of keep-alive connections** (:mod:`service.balancing`): the hash
-  places connections blind to load, so with several workers ``serve`` creates a shared load
-  board (``IMGFILTER_LOAD_BOARD``, a small file in the temp dir, removed at exit) on which
+* **Its own listening sockets, with ``TCP_NODELAY``**
+  (:func:`~service.runtime.worker.bind_socket`): uvicorn's own socket has ``proto == 0``, on
+  which asyncio does not set ``TCP_NODELAY`` (see :mod:`service.runtime.worker`). One worker
+  runs in this process on one such socket.
+* **A listening socket per worker** (``SO_REUSEPORT``), not one shared socket: with a shared
+  socket the first worker to wake accepts a whole burst of connections and keep-alive clients
+  (load balancers, proxies, benchmarks) stay on it, one worker busy and the other idle; the
+  kernel spreads connections over per-worker sockets by their hash. Each worker binds its own
+  in its entry point (:func:`~service.runtime.worker.worker_main`); this process keeps an
+  anchor on the address (:func:`~service.runtime.supervisor.bind_anchor`).
+* **Load-aware spreading of keep-alive connections** (:mod:`service.runtime.balancing`): the
+  hash places connections blind to load, so with several workers ``serve`` creates a shared
+  load board (``IMGFILTER_LOAD_BOARD``, a small file in the temp dir, removed at exit) on which
   each worker publishes its admitted requests; a worker 2 or more requests busier than a
   sibling answers ``Connection: close`` so the client reconnects and is hashed afresh.
   ``IMGFILTER_REBALANCE_CONNECTIONS=false`` turns it off.
-* **Worker supervision** is uvicorn's ``Multiprocess``: it restarts a worker that dies or hangs
-  and forwards SIGTERM/SIGINT; a worker gets SIGTERM from the kernel if the supervisor itself
-  dies (:func:`die_with_parent`), so none outlives it; our subclass also tells
-  prometheus-client about dead workers (``mark_process_dead``, which drops their live-gauge
-  files) and stops when workers die right after starting (an app that raises at import), so
-  the command exits 3 instead of restarting them forever.
+* **Worker supervision** (:class:`~service.runtime.supervisor.Supervisor`, uvicorn's
+  ``Multiprocess`` loop): it restarts a worker that dies or hangs and forwards SIGTERM/SIGINT;
+  a worker gets SIGTERM from the kernel if the supervisor itself dies, so none outlives it; it
+  tells prometheus-client about dead workers and stops when workers die right after starting
+  (an app that raises at import), so the command exits 3 instead of restarting them forever.
 * **Prometheus multiprocess directory.** With several workers each start gets a fresh, empty
   directory (under ``$PROMETHEUS_MULTIPROC_DIR`` if that names a directory, else the system
   temp dir, which honours ``TMPDIR``), exported as ``PROMETHEUS_MULTIPROC_DIR`` before any
@@ -41,10 +31,12 @@ What it sets up, and why:
   stays flat as worker threads come and go.
 * **HTTP**: httptools + uvloop when installed (``"auto"``), keep-alive ``keep_alive_s``, no
   ``server`` header, no uvicorn access log (the observability middleware logs each request as
-  JSON; uvicorn's own logs become JSON through :func:`service.observability.logging_config`).
+  JSON; uvicorn's own logs become JSON through
+  :func:`service.runtime.observability.logging_config`).
 * **Graceful shutdown**: on SIGTERM uvicorn stops accepting, lets in-flight requests finish for
   up to ``graceful_timeout_s``, then cancels them; ``shutdown_delay_s`` first keeps serving with
-  ``/readyz`` at 503 (see :mod:`service.lifecycle`). The process exits 0 after a graceful stop.
+  ``/readyz`` at 503 (see :mod:`service.runtime.lifecycle`). The process exits 0 after a
+  graceful stop.
 
 The workers import the app as ``service.main:app``, which reads its settings from the
 environment (``IMGFILTER_*``); only host, port, worker count and the trusted proxies
@@ -64,185 +56,30 @@ import signal
 import socket
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final
+from typing import Final
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.supervisors.multiprocess import Multiprocess
 
+from ..config import Settings
 from .balancing import BOARD_ENV, LoadBoard
-from .config import Settings
+from .supervisor import MULTIPROC_ENV, Supervisor, bind_anchor
+from .worker import bind_socket
 
 __all__ = [
     "APP",
-    "WorkerSockets",
-    "bind_anchor",
-    "bind_socket",
     "cap_malloc_arenas",
     "check_temp_dir",
-    "die_with_parent",
     "serve",
+    "start_line",
 ]
 
 APP: Final = "service.main:app"
-MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
-_BOOT_GRACE_S: Final = 10.0
-_MAX_BOOT_FAILURES: Final = 3
 
 logger = logging.getLogger("imgfilter.server")
-
-
-def bind_socket(
-    host: str, port: int, *, reuse_port: bool = False, reuse_addr: bool = True
-) -> socket.socket:
-    """A TCP socket bound to ``(host, port)``: ``IPPROTO_TCP``, ``TCP_NODELAY``, inheritable.
-
-    ``SO_REUSEADDR`` is set unless ``reuse_addr`` is false (restart without waiting for
-    ``TIME_WAIT``), and ``SO_REUSEPORT`` when ``reuse_port`` (see :class:`WorkerSockets`); the
-    socket is not yet listening (uvicorn's ``create_server`` calls ``listen``). A host with
-    ``:`` is IPv6.
-
-    Raises
-    ------
-    OSError
-        The address cannot be bound (in use, not local, no permission).
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        if reuse_addr:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
-
-
-class WorkerSockets(list[socket.socket]):
-    """The listening socket of one worker: its own ``SO_REUSEPORT`` socket on the address.
-
-    With one socket shared by all workers, whichever worker wakes first accepts a whole burst
-    of connections, and keep-alive clients stay where they landed, so one worker can do nearly
-    all the work. With a socket per worker the kernel spreads connections by a hash of their
-    addresses. The supervisor hands this object to every worker; unpickling it *in the
-    worker* binds that worker's socket, so a replacement worker binds its own and a dead
-    worker's socket closes with it (no listening socket is left without a worker). The
-    supervisor keeps an ``anchor`` bound to the address with ``SO_REUSEPORT`` (not listening,
-    so it gets no connections) so that the port stays reserved between worker restarts.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__()
-        self.host = host
-        self.port = port
-
-    def __reduce__(self) -> tuple[Any, tuple[str, int, int]]:
-        # Runs in the supervisor as it starts a worker: os.getpid() is the supervisor's.
-        return _worker_socket, (self.host, self.port, os.getpid())
-
-
-def _worker_socket(host: str, port: int, supervisor: int) -> list[socket.socket]:
-    if supervisor != os.getpid():  # unpickled in a worker, not in the supervisor (tests)
-        die_with_parent(supervisor)
-    return [bind_socket(host, port, reuse_port=True)]
-
-
-_PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
-
-
-def die_with_parent(parent: int, signum: int = signal.SIGTERM) -> bool:
-    """Have the kernel send ``signum`` to this process when its parent ``parent`` dies.
-
-    A worker outliving a SIGKILLed supervisor (the OOM killer, ``kill -9``) would keep its
-    ``SO_REUSEPORT`` socket and serve on with nobody to restart or stop it.
-    ``prctl(PR_SET_PDEATHSIG)``
-    makes the kernel signal the worker instead (SIGTERM: uvicorn drains and exits). If the
-    parent is already gone when this runs (reparented), the signal is sent at once. Linux only;
-    returns False where ``prctl`` is missing.
-    """
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return False
-    if prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) != 0:
-        return False
-    if os.getppid() != parent:
-        os.kill(os.getpid(), signum)
-    return True
-
-
-def bind_anchor(host: str, port: int) -> socket.socket:
-    """Reserve ``(host, port)`` for :class:`WorkerSockets`; ``OSError`` if it is in use.
-
-    A plain bind (:func:`bind_socket`) probes the address first, since ``SO_REUSEPORT`` alone
-    would let a second server of the same user join the port instead of failing. The anchor
-    has ``SO_REUSEPORT`` but not ``SO_REUSEADDR``, so while it is held such a probe fails
-    even before any worker listens, and the workers' sockets can still join it.
-    """
-    with bind_socket(host, port) as probe:
-        host, port = probe.getsockname()[:2]
-    return bind_socket(host, port, reuse_port=True, reuse_addr=False)
-
-
-class _Supervisor(Multiprocess):
-    """uvicorn's worker supervisor, plus two duties.
-
-    * prometheus-client bookkeeping: a worker that died or was replaced is reported with
-      ``mark_process_dead`` (its live-gauge files go; its counters stay, as they should).
-    * Crash-loop stop: uvicorn replaces a dead worker forever; a worker whose app raises at
-      import (say a bad setting) would be restarted every half second. After
-      ``_MAX_BOOT_FAILURES`` deaths in a row within ``_BOOT_GRACE_S`` of their start the
-      supervisor stops and ``serve`` exits 3, like gunicorn's "worker failed to boot".
-    """
-
-    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
-        super().__init__(config, sockets=sockets)
-        self._first_seen: dict[int, float] = {}
-        self._boot_failures = 0
-        self.crash_looped = False
-
-    def keep_subprocess_alive(self) -> None:
-        super().keep_subprocess_alive()
-        now = time.monotonic()
-        live = {
-            process.pid
-            for process in self.processes
-            if process.pid is not None and process.exitcode is None
-        }
-        dead = set(self._first_seen) - live
-        for pid in dead:
-            early = now - self._first_seen.pop(pid) < _BOOT_GRACE_S
-            self._boot_failures = self._boot_failures + 1 if early else 0
-        for pid in live - set(self._first_seen):
-            self._first_seen[pid] = now
-        if dead and os.environ.get(MULTIPROC_ENV):
-            from prometheus_client import multiprocess
-
-            for pid in dead:
-                multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-        if self._boot_failures >= _MAX_BOOT_FAILURES and not self.should_exit.is_set():
-            logger.error(
-                "workers keep dying right after start; stopping",
-                extra={"failures": self._boot_failures},
-            )
-            self.crash_looped = True
-            self.should_exit.set()
-
-    @property
-    def startup_failed(self) -> bool:
-        """True if workers crash-looped or one exited with uvicorn's start-up failure code."""
-        return self.crash_looped or any(
-            process.exitcode == STARTUP_FAILURE for process in self.processes
-        )
 
 
 MALLOC_ARENA_ENV: Final = "MALLOC_ARENA_MAX"
@@ -446,7 +283,7 @@ def serve(settings: Settings, *, app: str = APP) -> None:
             if sys.stdout.isatty():  # a person at a terminal: where to point the browser
                 print(start_line(host, port), flush=True)
             if settings.workers > 1:
-                supervisor = _Supervisor(config, sockets=WorkerSockets(host, port))
+                supervisor = Supervisor(config, (host, port))
                 supervisor.run()
                 if supervisor.startup_failed:
                     raise SystemExit(STARTUP_FAILURE)

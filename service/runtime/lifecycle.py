@@ -25,6 +25,13 @@ serves but ``/readyz`` answers 503, so it stops routing new traffic before the s
 A second signal during the delay skips the rest of the delay; uvicorn force-quits on a
 further SIGINT as usual. Under Kubernetes the delay plus ``graceful_timeout_s`` must stay below
 ``terminationGracePeriodSeconds``.
+
+The worker's one ASGI lifespan is :func:`worker_lifespan` (``create_app`` passes it to
+``FastAPI(lifespan=...)``). At startup it marks the process ready, installs the signal hooks
+(uvicorn installs its handlers before it runs the lifespan) and, when the supervisor made a
+load board, joins it and subscribes it to the limiter's load hooks; at shutdown it detaches
+the board and frees its record. :func:`work_limiter` builds the limiter with the idle heap
+trimmer subscribed to its "fell idle" hook.
 """
 
 from __future__ import annotations
@@ -32,11 +39,25 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["STATE", "ReadinessState", "install_signal_hooks", "is_ready"]
+from ..config import Settings
+from . import balancing
+from .limiter import WorkLimiter
+from .memory import IdleTrimmer
+
+__all__ = [
+    "STATE",
+    "Lifespan",
+    "ReadinessState",
+    "install_signal_hooks",
+    "is_ready",
+    "work_limiter",
+    "worker_lifespan",
+]
 
 logger = logging.getLogger("imgfilter.lifecycle")
 
@@ -48,7 +69,7 @@ class ReadinessState:
     """Whether this process should receive new traffic.
 
     The process starts ready; a shutdown signal makes it *draining* (not ready) for good,
-    except that a new ASGI lifespan startup (a test re-entering ``TestClient``) resets it.
+    except that a new lifespan startup (a test re-entering ``TestClient``) resets it.
     """
 
     __slots__ = ("_draining",)
@@ -70,7 +91,7 @@ class ReadinessState:
         self._draining = True
 
     def mark_ready(self) -> None:
-        """Advertise readiness again (called at ASGI lifespan startup)."""
+        """Advertise readiness again (called at lifespan startup)."""
         self._draining = False
 
 
@@ -119,8 +140,8 @@ def _make_hook(
 def install_signal_hooks(shutdown_delay_s: float = 0.0, state: ReadinessState = STATE) -> bool:
     """Wrap the current SIGTERM/SIGINT handlers so a shutdown first flips readiness.
 
-    Call it after the server installed its handlers (uvicorn: at ASGI lifespan startup; the
-    observability middleware does). Handlers that are not Python callables (``SIG_DFL``,
+    Call it after the server installed its handlers (uvicorn: at ASGI lifespan startup;
+    :func:`worker_lifespan` does). Handlers that are not Python callables (``SIG_DFL``,
     ``SIG_IGN``) and already-wrapped ones are left alone.
 
     Parameters
@@ -146,3 +167,53 @@ def install_signal_hooks(shutdown_delay_s: float = 0.0, state: ReadinessState = 
             continue
         signal.signal(signum, _make_hook(previous, shutdown_delay_s, state))
     return True
+
+
+Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]
+"""What ``FastAPI(lifespan=...)`` takes: the app in, an async context manager out."""
+
+
+def work_limiter(settings: Settings) -> WorkLimiter:
+    """The worker's :class:`WorkLimiter`, its "fell idle" hook trimming the heap.
+
+    The trimmer returns freed heap memory to the OS once RSS grew by ``idle_trim_mib`` since
+    the last trim (:class:`~service.runtime.memory.IdleTrimmer`; 0 turns it off).
+    """
+    trimmer = IdleTrimmer(settings.idle_trim_mib * 2**20)
+    return WorkLimiter(settings, on_idle=trimmer.idle)
+
+
+def worker_lifespan(settings: Settings, limiter: WorkLimiter | None = None) -> Lifespan:
+    """The lifespan of a worker's app: readiness and shutdown hooks, the load board.
+
+    Startup marks the process ready and wraps the shutdown signal handlers
+    (:func:`install_signal_hooks`, ``settings.shutdown_delay_s``). With ``limiter`` and
+    ``settings.rebalance_connections``, it joins the load board named in
+    ``IMGFILTER_LOAD_BOARD`` (``serve`` with several workers;
+    :func:`~service.runtime.balancing.join_from_environment`) and subscribes it to the
+    limiter: the board records each change of the load, and its
+    :meth:`~service.runtime.balancing.LoadBoard.busier_than_a_sibling` answers
+    :meth:`~service.runtime.limiter.WorkLimiter.should_release_connection`. The board is
+    also on ``app.state.load_board`` (None without one). Shutdown detaches and leaves it.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        STATE.mark_ready()
+        install_signal_hooks(settings.shutdown_delay_s)
+        board = None
+        if limiter is not None and settings.rebalance_connections:
+            board = balancing.join_from_environment()
+            if board is not None:
+                limiter.watch_load(board.publish, board.busier_than_a_sibling)
+        app.state.load_board = board
+        try:
+            yield
+        finally:
+            app.state.load_board = None
+            if board is not None:
+                if limiter is not None:
+                    limiter.watch_load(None)
+                board.leave()
+
+    return lifespan

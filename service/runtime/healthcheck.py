@@ -1,4 +1,4 @@
-"""``python -m service.healthcheck``: exit 0 if this host's server answers ``GET /healthz``.
+"""``python -m service.runtime.healthcheck``: exit 0 if this host's server answers ``GET /healthz``.
 
 The container healthcheck (Dockerfile ``HEALTHCHECK``, compose ``healthcheck``). It reads the
 address the server binds from ``IMGFILTER_HOST`` and ``IMGFILTER_PORT`` (defaults

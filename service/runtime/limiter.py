@@ -10,11 +10,16 @@ and keeps its slot until then, so the cap still bounds CPU and memory.
 ``WorkLimiter.admit()`` bounds memory before that: a request must be admitted before its body
 is read, and at most ``max_concurrency + max_queue`` requests are admitted at once per worker
 (the rest get 503 at once). Bodies in memory are therefore at most that many times
-``max_upload_bytes``. The number admitted is the worker's *load*; with a
-:class:`~service.balancing.LoadBoard` attached it is published there for the sibling workers,
-and :meth:`WorkLimiter.should_release_connection` tells whether this worker is busier than one
-of them (see :mod:`service.balancing`). When the last admitted request ends, the limiter lets
-:class:`~service.memory.IdleTrimmer` return freed heap memory to the OS.
+``max_upload_bytes``. The number admitted is the worker's *load*.
+
+The limiter knows nothing of what others do with its load; it offers hooks, which the worker's
+lifespan (:mod:`service.runtime.lifecycle`) subscribes:
+
+* ``on_idle()``: called when the last admitted request ends (the heap trimmer,
+  :mod:`service.runtime.memory`);
+* :meth:`WorkLimiter.watch_load`: ``on_load(admitted)`` on every change of the load, and a
+  ``release_when(admitted)`` predicate that :meth:`WorkLimiter.should_release_connection`
+  asks (the load board, :mod:`service.runtime.balancing`).
 """
 
 from __future__ import annotations
@@ -28,19 +33,26 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
-from .balancing import LoadBoard
-from .config import Settings
-from .errors import OverloadedError, ProcessingTimeoutError
-from .memory import IdleTrimmer
+from ..config import Settings
+from ..errors import OverloadedError, ProcessingTimeoutError
 from .observability import count_rejection
 
+__all__ = ["IdleHook", "LoadHook", "ReleaseRule", "WorkLimiter"]
+
 T = TypeVar("T")
+
+LoadHook = Callable[[int], object]
+"""Called with the number of requests admitted, each time it changes."""
+IdleHook = Callable[[], object]
+"""Called when the last admitted request ends."""
+ReleaseRule = Callable[[int], bool]
+"""Given the number admitted, True if the current response should close its connection."""
 
 
 class WorkLimiter:
     """Admission control for CPU-bound work in one worker process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, on_idle: IdleHook | None = None) -> None:
         self._slots = anyio.CapacityLimiter(settings.max_concurrency)
         self._max_queue = settings.max_queue
         self._queue_timeout = settings.queue_timeout_s
@@ -48,28 +60,33 @@ class WorkLimiter:
         self._waiting = 0
         self._admitted = 0
         self._max_admitted = settings.max_concurrency + settings.max_queue
-        self._board: LoadBoard | None = None
-        self.trimmer = IdleTrimmer(settings.idle_trim_mib * 2**20)
+        self.on_idle = on_idle
+        self._on_load: LoadHook | None = None
+        self._release_when: ReleaseRule | None = None
 
-    @property
-    def board(self) -> LoadBoard | None:
-        """The shared load board this worker publishes its load on, if any."""
-        return self._board
+    def watch_load(self, on_load: LoadHook | None, release_when: ReleaseRule | None = None) -> None:
+        """Report the load to ``on_load`` (now, then on every change); ask ``release_when``.
 
-    @board.setter
-    def board(self, board: LoadBoard | None) -> None:
-        self._board = board
-        if board is not None:
-            board.publish(self._admitted)
+        ``watch_load(None)`` detaches both; a later call replaces the earlier hooks.
+        """
+        self._on_load = on_load
+        self._release_when = release_when
+        if on_load is not None:
+            on_load(self._admitted)
 
     def should_release_connection(self) -> bool:
-        """True if a live sibling worker has at least 2 fewer requests admitted than this one.
+        """What the ``release_when`` predicate says of the current load; False without one.
 
-        Call it while the current request is admitted; the answer then asks the client to
-        reconnect (``Connection: close``), see :mod:`service.balancing`.
+        Call it while the current request is admitted; True then asks the client to
+        reconnect (``Connection: close``), see :mod:`service.runtime.balancing`.
         """
-        board = self._board
-        return board is not None and board.busier_than_a_sibling(self._admitted)
+        release_when = self._release_when
+        return release_when is not None and release_when(self._admitted)
+
+    @property
+    def admitted(self) -> int:
+        """Requests admitted now (the worker's load)."""
+        return self._admitted
 
     @property
     def in_flight(self) -> int:
@@ -89,16 +106,16 @@ class WorkLimiter:
         if self._admitted >= self._max_admitted:
             raise self._overloaded()
         self._admitted += 1
-        if self._board is not None:
-            self._board.publish(self._admitted)
+        if self._on_load is not None:
+            self._on_load(self._admitted)
         try:
             yield
         finally:
             self._admitted -= 1
-            if self._board is not None:
-                self._board.publish(self._admitted)
-            if not self._admitted:
-                self.trimmer.idle()
+            if self._on_load is not None:
+                self._on_load(self._admitted)
+            if not self._admitted and self.on_idle is not None:
+                self.on_idle()
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(*args)`` in a thread once a slot is free; 503 if none frees up in time."""
