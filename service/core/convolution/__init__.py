@@ -51,9 +51,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._docstrings import docfiller
-from ._validation import check_choice, check_finite, check_image, check_int, check_kernel
-from .errors import KernelError, ParameterError
+from .._docstrings import docfiller
+from .._validation import check_choice, check_finite, check_image, check_int, check_kernel
+from ..errors import KernelError, ParameterError
 
 Border = Literal["reflect", "mirror", "nearest", "wrap", "constant", "keep", "valid"]
 BORDERS: tuple[Border, ...] = ("reflect", "mirror", "nearest", "wrap", "constant", "keep", "valid")
