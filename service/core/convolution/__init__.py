@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -54,11 +54,7 @@ import numpy.typing as npt
 from .._docstrings import docfiller
 from .._validation import check_choice, check_finite, check_image, check_int, check_kernel
 from ..errors import KernelError, ParameterError
-
-Border = Literal["reflect", "mirror", "nearest", "wrap", "constant", "keep", "valid"]
-BORDERS: tuple[Border, ...] = ("reflect", "mirror", "nearest", "wrap", "constant", "keep", "valid")
-Method = Literal["auto", "direct", "separable", "box", "fft"]
-METHODS: tuple[Method, ...] = ("auto", "direct", "separable", "box", "fft")
+from ..types import BORDERS, METHODS, Border, Method
 
 #: The ``numpy.pad`` mode that builds the same padding as each scipy.ndimage mode.
 NUMPY_PAD_MODE: dict[str, str] = {
