@@ -1,16 +1,17 @@
-"""Compiling kernels to band programs (`program.Op`): taps, 1-D lines, box windows."""
+"""Compiling kernels to band programs (`program.Program`): taps, 1-D lines, box windows."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .program import Op, Operand
+from .program import Kind, Op, Operand, Program
 
 
-def _absorb_sign(ops: tuple[Op, ...], factor: float) -> tuple[tuple[Op, ...], float]:
+def _absorb_sign(ops: Program, factor: float) -> tuple[Program, float]:
     """Make a negative final ``factor`` positive by swapping the operands of a final subtract.
 
     ``acc = a - b`` times ``-f`` is ``acc = b - a`` times ``f``; a factor of exactly 1 then
@@ -18,10 +19,10 @@ def _absorb_sign(ops: tuple[Op, ...], factor: float) -> tuple[tuple[Op, ...], fl
     """
     if factor >= 0 or not ops:
         return ops, factor
-    kind, dst, a, b, extra = ops[-1]
-    if kind != "sub" or dst != "acc" or not isinstance(b, tuple):
+    last = ops[-1]
+    if last.kind is not Kind.SUB or last.dst != "acc" or last.b is None:
         return ops, factor
-    return (*ops[:-1], ("sub", dst, b, a, extra)), -factor
+    return (*ops[:-1], replace(last, a=last.b, b=last.a)), -factor
 
 
 def _taps(kern: npt.NDArray[np.float64], width: int) -> list[tuple[int, float]]:
@@ -36,7 +37,7 @@ def _compile_taps(
     dst: str = "acc",
     tmp: str = "tmp",
     extra: int = 0,
-) -> tuple[tuple[Op, ...], int]:
+) -> tuple[Program, int]:
     """Program computing ``sign * sum(value * src[i + offset])`` into ``dst``; returns sign.
 
     Taps of equal magnitude are summed (adds/subtracts) before one multiply and +/-1 taps
@@ -52,15 +53,15 @@ def _compile_taps(
     def combine(target: str, members: list[tuple[int, int]]) -> int:
         (o0, s0), (o1, s1) = members[0], members[1]
         if s0 == s1:
-            ops.append(("add", target, ("src", o0), ("src", o1), extra))
+            ops.append(Op(Kind.ADD, target, Operand("src", o0), Operand("src", o1), extra=extra))
             group_sign = s0
         else:
             pos, neg = (o0, o1) if s0 > 0 else (o1, o0)
-            ops.append(("sub", target, ("src", pos), ("src", neg), extra))
+            ops.append(Op(Kind.SUB, target, Operand("src", pos), Operand("src", neg), extra=extra))
             group_sign = 1
         for offset, s in members[2:]:
-            kind = "add" if s == group_sign else "sub"
-            ops.append((kind, target, (target, 0), ("src", offset), extra))
+            kind = Kind.ADD if s == group_sign else Kind.SUB
+            ops.append(Op(kind, target, Operand(target), Operand("src", offset), extra=extra))
         return group_sign
 
     if len(units) >= 2:
@@ -72,22 +73,22 @@ def _compile_taps(
         if len(members) == 1:
             offset, s = members[0]
             factor = work.type(magnitude * s * relative)
-            ops.append(("mul", target, ("src", offset), factor, extra))
+            ops.append(Op(Kind.MUL, target, Operand("src", offset), factor=factor, extra=extra))
         else:
             group_sign = combine(target, members)
             factor = work.type(magnitude * group_sign * relative)
-            ops.append(("mul", target, (target, 0), factor, extra))
+            ops.append(Op(Kind.MUL, target, Operand(target), factor=factor, extra=extra))
         if target == dst:
             sign = 1
         else:
-            ops.append(("add", dst, (dst, 0), (tmp, 0), extra))
+            ops.append(Op(Kind.ADD, dst, Operand(dst), Operand(tmp), extra=extra))
     for offset, s in units:
         if sign == 0:
-            ops.append(("copy", dst, ("src", offset), None, extra))
+            ops.append(Op(Kind.COPY, dst, Operand("src", offset), extra=extra))
             sign = s
         else:
-            kind = "add" if s == sign else "sub"
-            ops.append((kind, dst, (dst, 0), ("src", offset), extra))
+            kind = Kind.ADD if s == sign else Kind.SUB
+            ops.append(Op(kind, dst, Operand(dst), Operand("src", offset), extra=extra))
     return tuple(ops), sign or 1
 
 
@@ -114,7 +115,7 @@ def _peel_binomials(coeffs: list[float]) -> tuple[list[float], list[int]]:
 
 def _compile_line(
     coeffs: npt.NDArray[np.float64], step: int, work: np.dtype[Any]
-) -> tuple[tuple[Op, ...], float]:
+) -> tuple[Program, float]:
     """Program for ``acc[i] = sum_j c[j] src[i + j step] / factor``; returns (ops, factor).
 
     Either the taps directly (`_compile_taps`) or, when shorter, a chain: the taps of the
@@ -146,15 +147,17 @@ def _compile_line(
         target = "acc" if number == len(signs) - 1 else names[number % 2]
         if target == current:
             target = names[(number + 1) % 2]
-        kind = "add" if s == 1 else "sub"
-        chain.append((kind, target, (current, base), (current, base + step), extra))
+        kind = Kind.ADD if s == 1 else Kind.SUB
+        chain.append(
+            Op(kind, target, Operand(current, base), Operand(current, base + step), extra=extra)
+        )
         current, base = target, 0
     if len(chain) < len(direct):
         return tuple(chain), factor
     return direct, float(sign)
 
 
-def _compile_window(k: int, step: int) -> tuple[Op, ...]:
+def _compile_window(k: int, step: int) -> Program:
     """Program computing ``sum_{j<k} src[i + j * step]`` into ``acc`` by doubling.
 
     ``P_w`` (the sum of ``w`` consecutive items) gives ``P_2w[i] = P_w[i] + P_w[i + w step]``;
@@ -163,29 +166,29 @@ def _compile_window(k: int, step: int) -> tuple[Op, ...]:
     more items than the band, which the instruction's ``extra`` records.
     """
     if k == 1:
-        return (("copy", "acc", ("src", 0), None, 0),)
+        return (Op(Kind.COPY, "acc", Operand("src")),)
     ops: list[Op] = []
     current, width, offset = "src", 1, 0
     pending: Operand | None = None
     started = False
     while True:
         if k & width:
-            term = (current, offset * step)
+            term = Operand(current, offset * step)
             if started:
-                ops.append(("add", "acc", ("acc", 0), term, 0))
+                ops.append(Op(Kind.ADD, "acc", Operand("acc"), term))
             elif pending is None:
                 pending = term
             else:
-                ops.append(("add", "acc", pending, term, 0))
+                ops.append(Op(Kind.ADD, "acc", pending, term))
                 started, pending = True, None
             offset += width
         if 2 * width > k:
             break
-        busy = {current, pending[0] if pending else ""}
+        busy = {current, pending.buffer if pending else ""}
         dst = next(name for name in ("t0", "t1", "t2") if name not in busy)
-        ops.append(("add", dst, (current, 0), (current, width * step), (k - 2 * width) * step))
+        extra = (k - 2 * width) * step
+        ops.append(Op(Kind.ADD, dst, Operand(current), Operand(current, width * step), extra=extra))
         current, width = dst, 2 * width
     if not started:  # k is a power of two: the last doubling is the answer
-        kind, _, a, b, extra = ops[-1]
-        ops[-1] = (kind, "acc", a, b, extra)
+        ops[-1] = replace(ops[-1], dst="acc")
     return tuple(ops)

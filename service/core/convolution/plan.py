@@ -21,7 +21,7 @@ from .bands import _correlate_plane
 from .compiler import _absorb_sign, _compile_line, _compile_taps, _compile_window, _taps
 from .exact import FFT_EXACT_BOUND, _exact_dtype, _factor_rank1, _kernel_info, _max_abs_value
 from .fft import _fft_cost
-from .program import Op
+from .program import Program
 from .workspace import _band_rows, _Workspace
 
 # Cost model, in nanoseconds per element: one ufunc pass by accumulator itemsize.
@@ -134,8 +134,8 @@ class _Plan:
     rint: bool  # the exact sum is an integer: round the FFT result to it
     method: str
     scale: float  # folded into the final multiply: program sign, box value
-    first: tuple[Op, ...] = ()  # the direct program, or the horizontal pass
-    second: tuple[Op, ...] = ()  # the vertical pass (separable, box)
+    first: Program = ()  # the direct program, or the horizontal pass
+    second: Program = ()  # the vertical pass (separable, box)
     fft_shape: tuple[int, int] = (0, 0)  # the overlap-save tile
 
 
@@ -168,7 +168,7 @@ def _plan(
 
     op_ns = _OP_NS[work.itemsize]
     costs: dict[str, float] = {}
-    options: dict[str, tuple[tuple[Op, ...], tuple[Op, ...], float]] = {}
+    options: dict[str, tuple[Program, Program, float]] = {}
     direct, sign = _compile_taps(_taps(kern, width), work)
     costs["direct"] = (len(direct) + _EMIT_OPS) * out_rows * width * op_ns
     options["direct"] = (direct, (), float(sign))

@@ -1,35 +1,91 @@
-"""Band programs: the instructions, their interpreter, and the final emit."""
+"""Band programs: typed instructions over flat buffers, their interpreter, and the emit.
+
+A program is a tuple of `Op`; each computes, for ``i`` in ``0 .. length + extra - 1`` (with
+``length`` the band's item count):
+
+========= ==========================================
+``ADD``   ``dst[i] = a[i] + b[i]``
+``SUB``   ``dst[i] = a[i] - b[i]``
+``MUL``   ``dst[i] = a[i] * factor``
+``COPY``  ``dst[i] = a[i]``
+========= ==========================================
+
+An `Operand` names a buffer and an offset into it: ``"src"`` is the band's padded source
+rows (offsets count from the band's base), every other name a scratch buffer (``"acc"`` holds
+the result; ``"tmp"``, ``"t0"``, ``"t1"``, ``"t2"`` intermediate sums). A positive ``extra``
+computes items past the band that a later instruction reads at an offset.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import numpy as np
 
 from ..types import Array
 
-# One instruction of a band program: (kind, destination, operand A, operand B, extra length).
-# Operands are (buffer, offset) pairs; buffer "src" is the padded image, the others scratch.
-# For "mul" operand B is the constant. The instruction covers ``band length + extra`` items.
-Operand = tuple[str, int]
-Op = tuple[str, str, Operand, Operand | Any, int]
+
+class Kind(Enum):
+    """What an `Op` computes (see the module docstring)."""
+
+    ADD = "add"
+    SUB = "sub"
+    MUL = "mul"
+    COPY = "copy"
 
 
-def _run(ops: tuple[Op, ...], src: Array, base: int, length: int, bufs: dict[str, Array]) -> None:
+@dataclass(frozen=True, slots=True)
+class Operand:
+    """Items ``offset, offset + 1, ...`` of buffer ``buffer`` (``"src"`` or a scratch name)."""
+
+    buffer: str
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One instruction: ``kind`` applied to ``a`` (and ``b`` or ``factor``) into ``dst``.
+
+    ``b`` is given for ``ADD`` and ``SUB`` only, ``factor`` (a scalar of the work dtype) for
+    ``MUL`` only.
+    """
+
+    kind: Kind
+    dst: str
+    a: Operand
+    b: Operand | None = None
+    factor: Any = None  # a NumPy scalar of the work dtype
+    extra: int = 0
+
+    def __post_init__(self) -> None:
+        binary = self.kind in (Kind.ADD, Kind.SUB)
+        if binary != (self.b is not None) or (self.kind is Kind.MUL) != (self.factor is not None):
+            raise ValueError(f"malformed band instruction {self!r}")
+
+
+Program = tuple[Op, ...]
+
+
+def _run(ops: Program, src: Array, base: int, length: int, bufs: dict[str, Array]) -> None:
     """Execute a band program over ``length`` items starting at flat ``base`` of ``src``."""
-    for kind, dst, (name, off), second, extra in ops:
-        n = length + extra
-        out = bufs[dst][:n]
+    for op in ops:
+        n = length + op.extra
+        out = bufs[op.dst][:n]
+        name, off = op.a.buffer, op.a.offset
         first = src[base + off : base + off + n] if name == "src" else bufs[name][off : off + n]
-        if kind == "mul":
-            np.multiply(first, second, out=out)
-        elif kind == "copy":
+        kind = op.kind
+        if kind is Kind.MUL:
+            np.multiply(first, op.factor, out=out)
+        elif kind is Kind.COPY:
             np.copyto(out, first)
         else:
-            name, off = second
+            assert op.b is not None  # ADD and SUB have b (Op.__post_init__)
+            name, off = op.b.buffer, op.b.offset
             at = base + off if name == "src" else off
             other = (src if name == "src" else bufs[name])[at : at + n]
-            (np.add if kind == "add" else np.subtract)(first, other, out=out)
+            (np.add if kind is Kind.ADD else np.subtract)(first, other, out=out)
 
 
 def _emit(acc: Array, out: Array, scale: float, rint: bool = False) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..types import Array
-from .program import Op
+from .program import Program
 
 _BAND_BYTES = 384 * 1024  # per band buffer: the band's few buffers stay in L2/L3 cache
 
@@ -65,14 +65,14 @@ class _Workspace:
         return buf[:nbytes].view(kind)
 
     def scratch(
-        self, ops: tuple[Op, ...], length: int, work: np.dtype[Any], *, acc: bool = True
+        self, ops: Program, length: int, work: np.dtype[Any], *, acc: bool = True
     ) -> dict[str, Array]:
         """The buffers ``ops`` writes, sized for bands of ``length`` items plus their extras.
 
         With ``acc=False`` the caller supplies ``acc`` (a view into its own buffer).
         """
         sizes: dict[str, int] = {}
-        for _, dst, _, _, extra in ops:
-            if acc or dst != "acc":
-                sizes[dst] = max(sizes.get(dst, 0), length + extra)
+        for op in ops:
+            if acc or op.dst != "acc":
+                sizes[op.dst] = max(sizes.get(op.dst, 0), length + op.extra)
         return {name: self.empty(size, work) for name, size in sizes.items()}
