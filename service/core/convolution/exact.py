@@ -17,8 +17,7 @@ import numpy.typing as npt
 from ..types import Array
 
 #: Exact (integer) sums are bounded by ``max|pixel| * sum|k|``; up to this bound the float64
-#: FFT path rounds to the exact integer. Worst-case inputs (every pixel +/-max, kernel
-#: entries +/-equal, tiles up to 640 x 640) first round wrongly at 2**50: a 1024x margin.
+#: FFT path rounds to the exact integer (its margin to the worst case: docs/performance.md).
 FFT_EXACT_BOUND = 2**40
 
 

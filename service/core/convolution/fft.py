@@ -17,7 +17,7 @@ from .workspace import _Workspace
 if TYPE_CHECKING:
     from .plan import _Plan
 
-_FFT_MAX_SIDE = 640  # tiles bigger than this fall out of cache and cost ~2x per pixel
+_FFT_MAX_SIDE = 640  # larger tiles fall out of cache: the model doubles their per-item cost
 # Cost model, in nanoseconds per element (see `plan`).
 _FFT_NS = 0.45  # per element per log2(size) of one forward + inverse float64 pass
 _FFT_COPY_NS = 1.5  # per tile element: copying in, zeroing, rounding and emitting
@@ -26,7 +26,7 @@ _FFT_TILE_NS = 20_000.0  # fixed cost per tile (calls, small allocations)
 
 @lru_cache(maxsize=64)
 def _smooth_sizes(limit: int) -> tuple[int, ...]:
-    """All ``2^a 3^b 5^c`` up to ``limit`` (sizes pocketfft transforms fast; 7 is slower)."""
+    """All ``2^a 3^b 5^c`` up to ``limit``: the tile sides the cost model considers."""
     sizes = {1}
     for prime in (2, 3, 5):
         grown = set(sizes)
@@ -63,7 +63,7 @@ def _fft_cost(out_rows: int, out_cols: int, kr: int, kc: int) -> tuple[float, in
     return best
 
 
-@lru_cache(maxsize=8)  # up to ~3 MB each: kept apart from the plans, and few
+@lru_cache(maxsize=8)  # l1 * (l2 // 2 + 1) complex128 each: few, kept apart from the plans
 def _kernel_spectrum(
     kernel: bytes, shape: tuple[int, int], l1: int, l2: int
 ) -> npt.NDArray[np.complex128]:
@@ -88,11 +88,11 @@ def _fft_plane(
     """Overlap-save: each tile of ``out`` is the valid part of a circular convolution.
 
     A tile of ``l1 x l2`` padded pixels yields ``(l1 - kr + 1) x (l2 - kc + 1)`` outputs. The
-    transforms run in float64 (faster than float32 in NumPy's pocketfft, and accurate enough
-    to round integer sums). Tiles sit on the whole plane's grid (row ``0``, ``step``, ...)
-    with the whole plane's extent (``span``: start, stop, total rows) whatever ``start`` is,
-    so a stripe's values equal the whole call's bit for bit; rows of a tile outside
-    ``start .. stop - 1`` are computed and not emitted.
+    transforms run in float64, which rounds integer sums exactly up to `FFT_EXACT_BOUND`.
+    Tiles sit on the whole plane's grid (row ``0``, ``step``, ...) with the whole plane's
+    extent (``span``: start, stop, total rows) whatever ``start`` is, so a stripe's values
+    equal the whole call's bit for bit; rows of a tile outside ``start .. stop - 1`` are
+    computed and not emitted.
     """
     start, stop, total = span
     kr, kc = plan.kernel.shape

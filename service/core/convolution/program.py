@@ -92,8 +92,8 @@ def _emit(acc: Array, out: Array, scale: float, rint: bool = False) -> None:
     """``out = float32(rint?(acc) * scale)``; the product is in float64 for integer ``acc``.
 
     An int16 ``acc`` and a ``scale`` that float32 holds exactly are converted first and
-    multiplied in float32 (three times faster): both factors have at most 24 significant
-    bits, so the float64 product is exact and either way is rounded once to float32.
+    multiplied in float32: both factors have at most 24 significant bits, so the float64
+    product is exact and either way is rounded once to float32.
     """
     if rint and acc.dtype.kind == "f":
         np.rint(acc, out=acc)

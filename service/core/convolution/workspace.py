@@ -28,10 +28,9 @@ _POOL_MAX_BYTES = 8 * 1024 * 1024  # larger buffers are allocated (and freed) pe
 class _Workspace:
     """Scratch buffers for one call, drawn from a small process-wide pool and returned after.
 
-    Allocating a few fresh megabytes per call makes glibc hand the memory back to the kernel
-    on free and fault it in again next time, which can cost more than the whole 3x3 filter of
-    a 512 x 512 image. Reusing pooled buffers (at most
-    ``_POOL_KEEP`` of at most ``_POOL_MAX_BYTES``) avoids that; bigger ones are allocated.
+    At most ``_POOL_KEEP`` buffers of at most ``_POOL_MAX_BYTES`` are kept for reuse; bigger
+    ones are allocated per call and freed. Reuse spares the page faults of fresh memory
+    (docs/performance.md, "Where the time goes").
     """
 
     def __init__(self) -> None:
