@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -54,51 +55,49 @@ def _correlate_plane(
         total = rows - kr + 1 if border in ("keep", "valid") else rows
         _fft_plane(source, (start, stop, total), out, plan, scale, ws)
     elif plan.method == "direct":
-        _direct(plan, source, start, stop, out, scale, ws)
+        _direct(plan, source, _Target(out, start, stop, scale), ws)
     else:
-        _two_pass(plan, source, start, stop, out, scale, ws)
+        _two_pass(plan, source, _Target(out, start, stop, scale), ws)
 
 
-def _direct(
-    plan: _Plan,
-    source: _Source,
-    start: int,
-    stop: int,
-    out: Array,
-    scale: float,
-    ws: _Workspace,
-) -> None:
-    """Per band of rows ``start .. stop - 1``: pad the band's source rows, run the tap
-    program, emit into ``out`` (whose row 0 is row ``start``)."""
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Output rows ``start .. stop - 1`` of a channel: ``out`` holds them from its row 0."""
+
+    out: Array
+    start: int
+    stop: int
+    scale: float
+
+    def emit(self, acc: Array, r0: int, r1: int, width: int) -> None:
+        """Emit rows ``r0 .. r1 - 1``, ``float32(acc * scale)``, from the flat accumulator
+        ``acc`` (row width ``width``; the columns past ``out``'s are dropped)."""
+        block = acc[: (r1 - r0) * width].reshape(r1 - r0, width)[:, : self.out.shape[1]]
+        _emit(block, self.out[r0 - self.start : r1 - self.start], self.scale)
+
+
+def _direct(plan: _Plan, source: _Source, target: _Target, ws: _Workspace) -> None:
+    """Per band of the target's rows: pad the band's source rows, run the tap program, emit."""
+    start, stop = target.start, target.stop
     width, work = plan.width, plan.work
     halo = plan.kernel.shape[0] - 1
     band = min(stop - start, _band_rows(width, work.itemsize))
     src = ws.empty((band + halo + 1) * width, work)
     bufs = ws.scratch(plan.first, band * width, work)
-    cols = out.shape[1]
     for r0 in range(start, stop, band):
         r1 = min(stop, r0 + band)
         source.rows(r0, r1 + halo, src)
-        length = (r1 - r0) * width
-        _run(plan.first, src, 0, length, bufs)
-        block = bufs["acc"][:length].reshape(r1 - r0, width)[:, :cols]
-        _emit(block, out[r0 - start : r1 - start], scale)
+        _run(plan.first, src, 0, (r1 - r0) * width, bufs)
+        target.emit(bufs["acc"], r0, r1, width)
 
 
-def _two_pass(
-    plan: _Plan,
-    source: _Source,
-    start: int,
-    stop: int,
-    out: Array,
-    scale: float,
-    ws: _Workspace,
-) -> None:
+def _two_pass(plan: _Plan, source: _Source, target: _Target, ws: _Workspace) -> None:
     """Horizontal then vertical pass per band, through a rolling buffer of band + halo rows.
 
     Row ``j`` of ``rows_h`` is the horizontal pass of padded row ``r0 + j``. Moving to the next
     band keeps the ``halo = kr - 1`` rows both bands need and computes only the new ones.
     """
+    start, stop = target.start, target.stop
     width, work = plan.width, plan.work
     halo = plan.kernel.shape[0] - 1
     span = halo + 1 if plan.method == "box" else 0
@@ -107,7 +106,6 @@ def _two_pass(
     rows_h = ws.empty((band + halo) * width, work)
     bufs_h = ws.scratch(plan.first, (band + halo) * width, work, acc=False)
     bufs_v = ws.scratch(plan.second, band * width, work)
-    cols = out.shape[1]
     for r0 in range(start, stop, band):
         r1 = min(stop, r0 + band)
         if r0 == start:
@@ -118,7 +116,5 @@ def _two_pass(
         source.rows(r0 + kept, r0 + kept + todo, src)
         bufs_h["acc"] = rows_h[kept * width : (kept + todo) * width]
         _run(plan.first, src, 0, todo * width, bufs_h)
-        length = (r1 - r0) * width
-        _run(plan.second, rows_h, 0, length, bufs_v)
-        block = bufs_v["acc"][:length].reshape(r1 - r0, width)[:, :cols]
-        _emit(block, out[r0 - start : r1 - start], scale)
+        _run(plan.second, rows_h, 0, (r1 - r0) * width, bufs_v)
+        target.emit(bufs_v["acc"], r0, r1, width)
