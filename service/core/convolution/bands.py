@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -60,8 +59,7 @@ def _correlate_plane(
         _two_pass(plan, source, _Target(out, start, stop, scale), ws)
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
+class _Target(NamedTuple):
     """Output rows ``start .. stop - 1`` of a channel: ``out`` holds them from its row 0."""
 
     out: Array

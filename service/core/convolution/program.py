@@ -67,6 +67,10 @@ class Op:
 
 Program = tuple[Op, ...]
 
+# Module-level names for the members `_run` compares with (Python 3.11 resolves ``Kind.X``
+# through a descriptor, several times slower than a global in the interpreter's loop).
+_ADD, _MUL, _COPY = Kind.ADD, Kind.MUL, Kind.COPY
+
 
 def _run(ops: Program, src: Array, base: int, length: int, bufs: dict[str, Array]) -> None:
     """Execute a band program over ``length`` items starting at flat ``base`` of ``src``."""
@@ -76,16 +80,16 @@ def _run(ops: Program, src: Array, base: int, length: int, bufs: dict[str, Array
         name, off = op.a.buffer, op.a.offset
         first = src[base + off : base + off + n] if name == "src" else bufs[name][off : off + n]
         kind = op.kind
-        if kind is Kind.MUL:
+        if kind is _MUL:
             np.multiply(first, op.factor, out=out)
-        elif kind is Kind.COPY:
+        elif kind is _COPY:
             np.copyto(out, first)
         else:
             assert op.b is not None  # ADD and SUB have b (Op.__post_init__)
             name, off = op.b.buffer, op.b.offset
             at = base + off if name == "src" else off
             other = (src if name == "src" else bufs[name])[at : at + n]
-            (np.add if kind is Kind.ADD else np.subtract)(first, other, out=out)
+            (np.add if kind is _ADD else np.subtract)(first, other, out=out)
 
 
 def _emit(acc: Array, out: Array, scale: float, rint: bool = False) -> None:
