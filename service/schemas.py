@@ -31,13 +31,13 @@ from pydantic_core import CoreSchema, PydanticCustomError
 
 from .config import Settings
 from .core.kernels import PRESETS
+from .core.types import Border as Border  # the core owns the literals; re-exported here
+from .core.types import Edge as Edge
+from .core.types import Mode as Mode
+from .core.types import PoolMethod as PoolMethod
+from .core.types import Scale as Scale
 
-Border = Literal["reflect", "mirror", "nearest", "wrap", "constant", "keep", "valid"]
-Scale = Literal["clamp", "abs", "normalize", "raw"]
 Color = Literal["auto", "gray"]
-Mode = Literal["standard", "codelab"]
-PoolMethod = Literal["max", "avg", "min"]
-Edge = Literal["drop", "partial"]
 OutputFormat = Literal["png", "json", "npy"]
 
 ENUMS: dict[str, tuple[Any, str]] = {

@@ -9,15 +9,32 @@ from __future__ import annotations
 
 from . import errors
 from .codelab import codelab_correlate
-from .convolution import BORDERS, METHODS, Border, Method, correlate, correlate_stripes
+from .convolution import correlate, correlate_stripes
 from .errors import CoreError, ImageError, KernelError, ParameterError
 from .kernels import PRESETS, Preset, get_preset
-from .pooling import Edge, PoolMethod, pool
-from .scaling import SCALES, Scale, apply_scale
+from .pooling import pool
+from .scaling import apply_scale
+from .types import (
+    BORDERS,
+    EDGES,
+    METHODS,
+    MODES,
+    POOL_METHODS,
+    SCALES,
+    Border,
+    Edge,
+    Method,
+    Mode,
+    PoolMethod,
+    Scale,
+)
 
 __all__ = [
     "BORDERS",
+    "EDGES",
     "METHODS",
+    "MODES",
+    "POOL_METHODS",
     "PRESETS",
     "SCALES",
     "Border",
@@ -26,6 +43,7 @@ __all__ = [
     "ImageError",
     "KernelError",
     "Method",
+    "Mode",
     "ParameterError",
     "PoolMethod",
     "Preset",

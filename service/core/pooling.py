@@ -22,17 +22,13 @@ whose scratch buffer stays in the CPU cache, buffers reused), every step one ufu
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final, Literal, cast, get_args
+from typing import Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import ImageError, ParameterError
-
-PoolMethod = Literal["max", "avg", "min"]
-Edge = Literal["drop", "partial"]
-POOL_METHODS: Final[tuple[PoolMethod, ...]] = get_args(PoolMethod)
-EDGES: Final[tuple[Edge, ...]] = get_args(Edge)
+from .types import EDGES, POOL_METHODS, Edge, PoolMethod
 
 _Reducer = Callable[..., Any]
 # Bytes of the reduced-rows buffer per band: fits the L2 cache of current CPUs with room to spare.

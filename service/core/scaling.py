@@ -16,16 +16,14 @@ raw        no change: float32, for array output only.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ._validation import check_choice, check_nd
 from .errors import ParameterError
-
-Scale = Literal["clamp", "abs", "normalize", "raw"]
-SCALES: tuple[Scale, ...] = ("clamp", "abs", "normalize", "raw")
+from .types import SCALES, Scale
 
 
 def apply_scale(

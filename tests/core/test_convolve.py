@@ -23,6 +23,8 @@ from service.core import (
     correlate_stripes,
 )
 from service.core import convolution as conv
+from service.core.convolution import compiler, exact, padding
+from service.core.convolution import plan as planning
 from service.core.kernels import PRESETS
 
 SCIPY_MODES = ("reflect", "mirror", "nearest", "wrap", "constant")
@@ -396,14 +398,14 @@ def test_correlate_presets_and_their_negations_are_exact_float32_through_every_p
 def test_correlate_auto_picks_the_fast_paths(monkeypatch):
     # not a timing test: the cost model must route large kernels away from the direct path
     chosen = []
-    original = conv._plan
+    original = planning._plan
 
     def spy(*args):
         plan = original(*args)
         chosen.append(plan.method)
         return plan
 
-    monkeypatch.setattr(conv, "_plan", spy)
+    monkeypatch.setattr(planning, "_plan", spy)
     image = np.zeros((512, 512), np.uint8)
     cases = [
         (np.ones((31, 31)), "box"),
@@ -419,10 +421,10 @@ def test_correlate_auto_picks_the_fast_paths(monkeypatch):
 
 def test_correlate_separable_peels_binomial_factors():
     # [1, 2, 1] = (1 + x)^2 is two adds; [1, 4, 6, 4, 1] = (1 + x)^4 is four
-    ops, factor = conv._compile_line(np.array([1.0, 2.0, 1.0]), 7, np.dtype(np.int16))
+    ops, factor = compiler._compile_line(np.array([1.0, 2.0, 1.0]), 7, np.dtype(np.int16))
     assert len(ops) == 2
     assert factor == 1.0
-    ops, factor = conv._compile_line(np.array([3.0, 12.0, 18.0, 12.0, 3.0]), 1, np.dtype("f4"))
+    ops, factor = compiler._compile_line(np.array([3.0, 12.0, 18.0, 12.0, 3.0]), 1, np.dtype("f4"))
     assert len(ops) == 4
     assert factor == 3.0
 
@@ -623,7 +625,7 @@ def test_padding_equals_numpy_pad(mode, pads, shape):
         mode=conv.NUMPY_PAD_MODE[mode],
         **({"constant_values": 17} if mode == "constant" else {}),
     )
-    source = conv._Source(image, pads, mode, 17.0, np.dtype(np.int32))
+    source = padding._Source(image, pads, mode, 17.0, np.dtype(np.int32))
     rows = shape[0] + top + bottom
     flat = np.full((rows + 1) * source.width, -1, dtype=np.int32)
     source.rows(0, rows, flat)
@@ -879,8 +881,8 @@ def test_correlate_auto_keeps_sums_over_the_fft_bound_off_the_fft_path():
     out = correlate(image, kernel, border="reflect")
     np.testing.assert_array_equal(out, expected.astype(np.float32))
     small = np.clip(image, -255, 255).astype(np.int16)
-    chosen = conv._plan(
-        *(conv._kernel_info(kernel.astype(np.float64).tobytes(), (25, 25), False, False).kernel,),
+    chosen = planning._plan(
+        *(exact._kernel_info(kernel.astype(np.float64).tobytes(), (25, 25), False, False).kernel,),
         (25, 25),
         (12, 12),
         True,
@@ -922,7 +924,7 @@ def test_correlate_stripes_of_a_large_fft_image_cross_tile_seams():
     image = RNG.random((1400, 300)).astype(np.float32)
     kernel = RNG.random((21, 21))
     whole = correlate(image, kernel, method="fft", border="mirror")
-    assert conv._plan.cache_info().currsize > 0
+    assert planning._plan.cache_info().currsize > 0
     stacked = np.concatenate(
         [
             b
