@@ -18,7 +18,7 @@ through this registry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
@@ -27,10 +27,12 @@ from pydantic import BaseModel
 from . import processing
 from .config import Settings
 from .core.errors import CoreError
+from .core.gradient import gradient_magnitude, gradient_magnitude_stripes
 from .errors import InvalidSpecError
 from .imaging import Decoded
 from .schemas import (
     ConvolveParams,
+    GradientParams,
     OutputSpec,
     PoolParams,
     StrictModel,
@@ -223,7 +225,74 @@ POOL: Operation[PoolParams] = Operation(
     },
 )
 
-STEP_OPERATIONS: tuple[Operation[Any], ...] = (CONVOLVE, POOL)
+
+def _gradient(image: Decoded, params: GradientParams, settings: Settings) -> Decoded:
+    image = processing.prepare(image, params.color)
+    (kernel_x, weight_x), (kernel_y, weight_y) = params.kernel_pair()
+    options: dict[str, Any] = {
+        "weight_x": weight_x,
+        "weight_y": weight_y,
+        "border": params.border,
+        "cval": params.cval,
+        "flip": params.flip,
+        "alpha": image.alpha,
+        "max_kernel_side": settings.max_kernel_side,
+    }
+    with processing.stage("gradient"):
+        if processing.striped(image, params.scale):
+            shrink = len(kernel_x) - 1 if params.border == "valid" else 0
+
+            def stripes(stripe_rows: int, threads: int) -> Iterator[tuple[int, Any]]:
+                return gradient_magnitude_stripes(
+                    image.pixels, kernel_x, kernel_y,
+                    stripe_rows=stripe_rows, threads=threads, **options,
+                )  # fmt: skip
+
+            return processing.run_striped(
+                image, stripes, image.height - shrink, params.scale, settings
+            )
+        values = gradient_magnitude(image.pixels, kernel_x, kernel_y, **options)
+        return processing.finish(values, image, params.scale)
+
+
+GRADIENT: Operation[GradientParams] = Operation(
+    name="gradient",
+    params=GradientParams,
+    run=_gradient,
+    summary="Gradient magnitude of two kernels (edge strength)",
+    description="The edge map: `out = sqrt(gx^2 + gy^2)`, where `gx` and `gy` are two "
+    "kernels' responses (default the Sobel pair, `sobel-x` and `sobel-y`), each computed as "
+    "`POST /convolve` computes it (borders, `cval`, `flip`, weights), then mapped to 8-bit "
+    "by `scale`.",
+    help="Edge strength: the magnitude of two kernels' responses.",
+    cli_example="ascent -o edges.png (the Sobel pair; --kernels prewitt-x,prewitt-y)",
+    request_example={"image": "ascent", "kernels": ["sobel-x", "sobel-y"], "weight": 0.125},
+    examples={
+        "sobel": {
+            "summary": "Ascent's Sobel edge magnitude over 8 (the strongest edges fit 0..255)",
+            "value": {"image": "ascent", "weight": 0.125},
+        },
+        "prewitt": {
+            "summary": "The Prewitt pair, as matrices, over 8",
+            "value": {
+                "image": "ascent",
+                "kernels": [
+                    [[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]],
+                    [[-1, -1, -1], [0, 0, 0], [1, 1, 1]],
+                ],
+                "weight": 0.125,
+            },
+        },
+    },
+    array_examples={
+        "sobel-raw": {
+            "summary": "The Sobel magnitude of a small image, as float32 (`scale: raw`)",
+            "value": {"image": {"pixels": _SMALL}, "scale": "raw"},
+        },
+    },
+)
+
+STEP_OPERATIONS: tuple[Operation[Any], ...] = (CONVOLVE, POOL, GRADIENT)
 """The operations a pipeline step can be, in the order the documents list them."""
 
 STEPS: Mapping[str, Operation[Any]] = {operation.name: operation for operation in STEP_OPERATIONS}

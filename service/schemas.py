@@ -378,6 +378,82 @@ class ConvolveParams(StrictModel):
         return "keep" if self.mode == "codelab" else self.border
 
 
+# --- gradient magnitude ------------------------------------------------------------------
+
+KernelChoice = str | list[list[Number]]
+"""A preset's name or a kernel matrix."""
+
+
+class GradientParams(StrictModel):
+    """What a gradient magnitude does: two kernels, each applied as in convolve, combined.
+
+    ``out = sqrt(gx**2 + gy**2)`` where ``gx`` and ``gy`` are the two kernels' responses, each
+    times its weight (a preset's own, or 1 for a matrix; an explicit ``weight`` replaces both).
+    """
+
+    kernels: Annotated[
+        tuple[KernelChoice, KernelChoice],
+        WithJsonSchema(
+            {
+                "type": "array",
+                "minItems": 2,
+                "maxItems": 2,
+                "items": {"anyOf": [{"type": "string", "minLength": 1}, MATRIX_SCHEMA]},
+            }
+        ),
+    ] = Field(
+        ("sobel-x", "sobel-y"),
+        description="The two kernels, each a preset name (see GET /kernels) or a matrix "
+        "(rows of equal length, 1..63 a side). Default: the Sobel pair, `sobel-x` and "
+        "`sobel-y`.",
+        examples=[["prewitt-x", "prewitt-y"]],
+    )
+    weight: Number | None = Field(
+        None,
+        description="Multiplies both responses (replacing the presets' weights), so the "
+        "magnitude scales by its absolute value. Default: each preset's weight, or 1.",
+        examples=[1.0],
+    )
+    border: Border = Field(
+        "reflect",
+        description="How pixels outside the image are read, as in convolve; `valid` needs two "
+        "kernels of the same shape; `keep` is refused (border pixels would not be gradients).",
+    )
+    cval: Number = Field(0.0, description="The outside value for `border: constant`.")
+    flip: bool = Field(False, description="Flip both kernels: true convolution.")
+    color: Color = Field(
+        "auto", description="`auto`: each channel on its own, alpha untouched. `gray`: luma first."
+    )
+    scale: Scale = Field(
+        "clamp",
+        description="To 8-bit as in convolve (the magnitude is never negative, so `abs` is "
+        "`clamp`), or `raw` (float32).",
+    )
+
+    @field_validator("kernels")
+    @classmethod
+    def _check_kernels(cls, kernels: tuple[Any, Any], info: ValidationInfo) -> Any:
+        limit = _limits(info).max_kernel_side
+        for index, kernel in enumerate(kernels):
+            if isinstance(kernel, str):
+                check_preset(kernel)
+            else:
+                check_matrix(kernel, limit, f"kernel {index + 1}")
+        return kernels
+
+    def kernel_pair(self) -> list[tuple[list[list[float]], float]]:
+        """Each kernel's matrix and weight (``weight``, else the preset's, else 1)."""
+        pair: list[tuple[list[list[float]], float]] = []
+        for kernel in self.kernels:
+            if isinstance(kernel, str):
+                preset = PRESETS[kernel]
+                matrix = [[float(v) for v in row] for row in preset.kernel]
+                pair.append((matrix, preset.weight if self.weight is None else self.weight))
+            else:
+                pair.append((kernel, 1.0 if self.weight is None else self.weight))
+        return pair
+
+
 # --- pooling -----------------------------------------------------------------------------
 
 
