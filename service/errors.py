@@ -28,9 +28,6 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(message={self.message!r})"
-
 
 class InputError(ServiceError):
     """What the caller sent (an image or a spec) cannot be processed as it is."""

@@ -1,18 +1,12 @@
-"""``GET /operations``, ``GET /kernels``, ``GET /kernels/{name}``, ``GET /images/ascent``.
-
-What the service offers.
-"""
+"""``GET /kernels``, ``GET /kernels/{name}``, ``GET /images/ascent``: what the service offers."""
 
 from __future__ import annotations
-
-from functools import cache
 
 from fastapi import APIRouter, HTTPException, Response
 
 from .. import imaging
 from ..core.kernels import PRESETS, Preset
-from ..ops import OPERATIONS
-from ..schemas import ErrorMessage, KernelInfo, OperationInfo
+from ..schemas import ErrorMessage, KernelInfo
 from .responses import UNPROCESSABLE, ok
 
 router = APIRouter(tags=["meta"])
@@ -25,32 +19,6 @@ def _info(preset: Preset) -> KernelInfo:
         weight=preset.weight,
         description=preset.description,
     )
-
-
-@router.get(
-    "/operations",
-    summary="List the operations",
-    operation_id="listOperations",
-    responses=ok("Every operation, in the order the documents list them."),
-)
-def list_operations() -> list[OperationInfo]:
-    """Every operation: its name, path, summary, whether it is a pipeline step, its spec schema."""
-    return _operations()
-
-
-@cache
-def _operations() -> list[OperationInfo]:
-    return [
-        OperationInfo(
-            name=operation.name,
-            path=operation.path,
-            summary=operation.summary,
-            description=operation.description,
-            step=operation.step,
-            spec=operation.spec.model_json_schema(),
-        )
-        for operation in OPERATIONS.values()
-    ]
 
 
 @router.get(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -22,11 +23,11 @@ from ..imaging import Decoded
 from ..ops import OPERATIONS, Operation
 from ..runtime.limiter import WorkLimiter
 from ..runtime.observability import annotate, count_connection_release
-from ..schemas import MEDIA_TYPES, OutputFormat, OutputSpec
+from ..schemas import MEDIA_TYPES, OperationInfo, OutputFormat, OutputSpec
 from .body import JSON, MULTIPART, RawRequest, parse_spec, read_request, request_body_openapi
 from .deps import SettingsDep, WorkLimiterDep
 from .negotiation import acceptable, allows, choose
-from .responses import processing_responses
+from .responses import ok, processing_responses
 from .security import require_api_key
 
 S = TypeVar("S", bound=OutputSpec)
@@ -140,8 +141,33 @@ def operation_router(operation: Operation[Any]) -> APIRouter:
 
 
 def routers() -> list[APIRouter]:
-    """Every registry operation's router, in the registry's order."""
-    return [operation_router(operation) for operation in OPERATIONS.values()]
+    """Every registry operation's router, in the registry's order, then ``GET /operations``."""
+    listing = APIRouter(tags=["meta"])
+    listing.add_api_route(
+        "/operations",
+        list_operations,
+        methods=["GET"],
+        summary="List the operations",
+        operation_id="listOperations",
+        responses=ok("Every operation, in the order the documents list them."),
+    )
+    return [*(operation_router(operation) for operation in OPERATIONS.values()), listing]
+
+
+@cache  # the registry is fixed once imported: the list (and its JSON Schemas) is built once
+def list_operations() -> list[OperationInfo]:
+    """Every operation: its name, path, summary, whether it is a pipeline step, its spec schema."""
+    return [
+        OperationInfo(
+            name=operation.name,
+            path=operation.path,
+            summary=operation.summary,
+            description=operation.description,
+            step=operation.step,
+            spec=operation.spec.model_json_schema(),
+        )
+        for operation in OPERATIONS.values()
+    ]
 
 
 _SUMMARIES = {"": "", "Array": " (JSON array answer)", "Upload": " (uploaded image file)"}

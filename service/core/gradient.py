@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -13,18 +13,39 @@ from .errors import KernelError, ParameterError
 from .types import Border
 
 
+class GradientOptions(TypedDict, total=False):
+    """The keyword arguments of `gradient_magnitude` and `gradient_magnitude_stripes`.
+
+    weight_x, weight_y : float
+        Multiply each response before combining (a negative weight flips a response's sign,
+        which the magnitude ignores). Default 1.
+    border : {'reflect', 'mirror', 'nearest', 'wrap', 'constant', 'valid'}
+        As for `correlate`. ``'keep'`` is refused: it keeps input values at the border,
+        which are not gradients. Default 'reflect'.
+    cval : float
+        The outside value for ``border='constant'``. Default 0.
+    flip : bool
+        Flip both kernels (true convolution), as for `correlate`. Default False.
+    alpha : bool
+        If True the last channel is alpha and is copied unchanged. Default False.
+    max_kernel_side : int
+        The largest kernel side accepted. Default 63.
+    """
+
+    weight_x: float
+    weight_y: float
+    border: Border
+    cval: float
+    flip: bool
+    alpha: bool
+    max_kernel_side: int
+
+
 def gradient_magnitude(
     image: npt.ArrayLike,
     kernel_x: npt.ArrayLike,
     kernel_y: npt.ArrayLike,
-    *,
-    weight_x: float = 1.0,
-    weight_y: float = 1.0,
-    border: Border = "reflect",
-    cval: float = 0.0,
-    flip: bool = False,
-    alpha: bool = False,
-    max_kernel_side: int = 63,
+    **options: Unpack[GradientOptions],
 ) -> npt.NDArray[np.float32]:
     """The gradient magnitude of an image under two kernels, per channel.
 
@@ -40,20 +61,9 @@ def gradient_magnitude(
     kernel_x, kernel_y : array_like of shape (kr, kc)
         The two kernels: any finite rectangles up to ``max_kernel_side`` a side. With
         ``border='valid'`` they must have the same shape (the responses must line up).
-    weight_x, weight_y : float, optional
-        Multiply each response before combining (a negative weight flips a response's sign,
-        which the magnitude ignores). Default 1.
-    border : {'reflect', 'mirror', 'nearest', 'wrap', 'constant', 'valid'}, optional
-        As for `correlate`. ``'keep'`` is refused: it keeps input values at the border,
-        which are not gradients. Default 'reflect'.
-    cval : float, optional
-        The outside value for ``border='constant'``. Default 0.
-    flip : bool, optional
-        Flip both kernels (true convolution), as for `correlate`. Default False.
-    alpha : bool, optional
-        If True the last channel is alpha and is copied unchanged. Default False.
-    max_kernel_side : int, optional
-        The largest kernel side accepted. Default 63.
+    **options
+        ``weight_x``, ``weight_y``, ``border``, ``cval``, ``flip``, ``alpha``,
+        ``max_kernel_side``: see `GradientOptions`.
 
     Returns
     -------
@@ -77,20 +87,9 @@ def gradient_magnitude(
     """
     pixels = np.asarray(image)
     rows = max(1, pixels.shape[0]) if pixels.ndim else 1
-    stripes = gradient_magnitude_stripes(
-        pixels,
-        kernel_x,
-        kernel_y,
-        stripe_rows=rows,
-        weight_x=weight_x,
-        weight_y=weight_y,
-        border=border,
-        cval=cval,
-        flip=flip,
-        alpha=alpha,
-        max_kernel_side=max_kernel_side,
-    )
-    return next(stripes)[1]
+    return next(
+        gradient_magnitude_stripes(pixels, kernel_x, kernel_y, stripe_rows=rows, **options)
+    )[1]
 
 
 def gradient_magnitude_stripes(
@@ -100,13 +99,7 @@ def gradient_magnitude_stripes(
     *,
     stripe_rows: int,
     threads: int = 1,
-    weight_x: float = 1.0,
-    weight_y: float = 1.0,
-    border: Border = "reflect",
-    cval: float = 0.0,
-    flip: bool = False,
-    alpha: bool = False,
-    max_kernel_side: int = 63,
+    **options: Unpack[GradientOptions],
 ) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
     """`gradient_magnitude`, output rows ``stripe_rows`` at a time: yields ``(first row, stripe)``.
 
@@ -115,6 +108,7 @@ def gradient_magnitude_stripes(
     stripe). ``threads``: stripes of each response computed at once, as for
     `correlate_stripes`. Arguments are checked before the first stripe is computed.
     """
+    border = options.get("border", "reflect")
     if border == "keep":
         raise ParameterError(
             "border",
@@ -128,14 +122,18 @@ def gradient_magnitude_stripes(
             f"with `border` 'valid' both kernels need the same shape, got "
             f"{'x'.join(map(str, shape_x))} and {'x'.join(map(str, shape_y))}",
         )
+    alpha = options.get("alpha", False)
 
     def response(kernel: npt.ArrayLike, weight: float) -> Iterator[tuple[int, npt.NDArray[Any]]]:
         return correlate_stripes(
             image, kernel, stripe_rows=stripe_rows, threads=threads, weight=weight,
-            border=border, cval=cval, flip=flip, alpha=alpha, max_kernel_side=max_kernel_side,
+            border=border, cval=options.get("cval", 0.0), flip=options.get("flip", False),
+            alpha=alpha, max_kernel_side=options.get("max_kernel_side", 63),
         )  # fmt: skip
 
-    return _combined(response(kernel_x, weight_x), response(kernel_y, weight_y), alpha)
+    responses_x = response(kernel_x, options.get("weight_x", 1.0))
+    responses_y = response(kernel_y, options.get("weight_y", 1.0))
+    return _combined(responses_x, responses_y, alpha)
 
 
 def _combined(
