@@ -69,6 +69,7 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
             ]
         },
     ),
+    "gradient": ("/gradient", {}),
 }
 MEMORY_SIDES = (1000, 3000, 6000)  # 1, 9 and 36 MP
 THROUGHPUT_SIDES = (1024, 2048, 4096, 6000)
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-sides", default="", help="comma-separated sides (1000,...)")
     parser.add_argument("--speed-sides", default="", help="comma-separated sides (1024,...)")
     parser.add_argument("--modes", default=",".join(CHANNELS), help="gray,RGB,RGBA")
-    parser.add_argument("--ops", default=",".join(SPECS), help="convolve,pool,pipeline")
+    parser.add_argument("--ops", default=",".join(SPECS), help="convolve,pool,pipeline,gradient")
     args = parser.parse_args(argv)
     memory_sides = MEMORY_SIDES[:2] if args.quick else MEMORY_SIDES
     speed_sides = THROUGHPUT_SIDES[:2] if args.quick else THROUGHPUT_SIDES

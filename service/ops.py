@@ -243,9 +243,10 @@ def _gradient(image: Decoded, params: GradientParams, settings: Settings) -> Dec
             shrink = len(kernel_x) - 1 if params.border == "valid" else 0
 
             def stripes(stripe_rows: int, threads: int) -> Iterator[tuple[int, Any]]:
+                # two responses per stripe: half the rows keeps the float32 budget
                 return gradient_magnitude_stripes(
                     image.pixels, kernel_x, kernel_y,
-                    stripe_rows=stripe_rows, threads=threads, **options,
+                    stripe_rows=max(8, stripe_rows // 2), threads=threads, **options,
                 )  # fmt: skip
 
             return processing.run_striped(
