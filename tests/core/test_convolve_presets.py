@@ -1,0 +1,47 @@
+"""Every preset, and its negation, through every path: exact float32, whatever the plan.
+
+Kept apart from ``test_convolve.py`` (whose helpers it uses) so that the fast tier's workers
+(``make check``, pytest-xdist by file) can run the two at the same time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.core import correlate
+from service.core.kernels import PRESETS
+from tests.core.test_convolve import SCIPY_MODES, applicable_methods, exact_sums, random_u8
+
+__all__ = ["random_u8"]  # the module-scoped fixture, shared with test_convolve.py
+
+PRESET_KERNELS = {
+    f"{sign}{p.name}": np.array(p.kernel) * (1 if sign == "+" else -1)
+    for p in PRESETS.values()
+    for sign in "+-"
+}
+
+
+@pytest.mark.parametrize("name", list(PRESET_KERNELS))
+@pytest.mark.parametrize(
+    # 0.1 (not a binary fraction) and -3.0 (sign folding) in the fast tier; all four in make test
+    "weight",
+    [
+        pytest.param(1.0, marks=pytest.mark.slow),
+        pytest.param(0.5, marks=pytest.mark.slow),
+        0.1,
+        -3.0,
+    ],
+)
+def test_correlate_presets_and_their_negations_are_exact_float32_through_every_path(
+    name, weight, ascent, random_u8
+):
+    # The contract for integer data: the exact integer sum times ``weight`` in float64, rounded
+    # once to float32 -- whatever path, sign folding or float32 shortcut the plan takes.
+    kernel = PRESET_KERNELS[name]
+    for image in (ascent, random_u8):
+        for mode in SCIPY_MODES:
+            expected = (exact_sums(image, kernel, mode) * weight).astype(np.float32)
+            for method in applicable_methods(kernel):
+                out = correlate(image, kernel, weight=weight, border=mode, method=method)
+                np.testing.assert_array_equal(out, expected, err_msg=f"{method} {mode}")
