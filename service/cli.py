@@ -194,7 +194,7 @@ def _add_operation(subparsers: Subparsers, operation: Operation[Any]) -> None:
         epilog=f"{_IMAGE_EPILOG} Example: imgfilter {operation.name} {operation.cli_example}",
     )
     _add_image_arguments(parser)
-    schema = operation.spec.model_json_schema()
+    schema = operation.schema
     required = set(schema.get("required", ()))
     for option in _options(schema):
         prop = schema["properties"][option.field]
@@ -221,7 +221,7 @@ def cmd_operation(args: argparse.Namespace) -> int:
     operation = OPERATIONS[args.operation]
 
     def run() -> int:
-        options = _options(operation.spec.model_json_schema())
+        options = _options(operation.schema)
         fields = {option.field: option.read(getattr(args, option.field)) for option in options}
         return _run_images(args, operation.spec, fields, operation.run)
 

@@ -283,10 +283,6 @@ def _method_name(name: str) -> str:
     return name.replace("_", "-")
 
 
-def _pipeline(steps: Sequence[Mapping[str, Any]], image: ImageInput, fmt: str) -> _Call:
-    return _build("/pipeline", {"steps": list(steps), "format": fmt}, image)
-
-
 # --- the clients --------------------------------------------------------------------------------
 
 
@@ -398,7 +394,7 @@ class Client:
     ) -> bytes | Array:
         """``POST /pipeline``: ``steps`` as the API takes them, e.g.
         ``[{"op": "convolve", "preset": "sobel-x"}, {"op": "pool", "size": 2}]``."""
-        return _result(self._send(_pipeline(steps, image, format)))
+        return self.call("pipeline", image, format=format, steps=list(steps))
 
     def call(
         self, operation: str, image: ImageInput = None, *, format: str = "png", **options: Any
@@ -521,7 +517,7 @@ class AsyncClient:
         self, steps: Sequence[Mapping[str, Any]], image: ImageInput = None, *, format: str = "png"
     ) -> bytes | Array:
         """``POST /pipeline`` (see :meth:`Client.pipeline`)."""
-        return _result(await self._send(_pipeline(steps, image, format)))
+        return await self.call("pipeline", image, format=format, steps=list(steps))
 
     async def call(
         self, operation: str, image: ImageInput = None, *, format: str = "png", **options: Any

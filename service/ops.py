@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel
@@ -90,6 +91,11 @@ class Operation(Generic[P]):
         )
         object.__setattr__(self, "spec", spec)
         object.__setattr__(self, "request", request)
+
+    @cached_property
+    def schema(self) -> dict[str, Any]:
+        """The JSON Schema of ``spec`` (what ``GET /operations`` and the CLI's options read)."""
+        return self.spec.model_json_schema()
 
     @property
     def title(self) -> str:

@@ -164,7 +164,7 @@ def list_operations() -> list[OperationInfo]:
             summary=operation.summary,
             description=operation.description,
             step=operation.step,
-            spec=operation.spec.model_json_schema(),
+            spec=operation.schema,
         )
         for operation in OPERATIONS.values()
     ]
