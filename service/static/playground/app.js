@@ -943,6 +943,7 @@ async function run(explicit = false) {
   const output = resultFile(op, pooling);
   setStatus("running", "Running\u2026");
   saveSetup();
+  $("#result-title").textContent = resultTitle(op, pooling); // also over a failed run's placeholder
   try {
     const file = selectedFile();
     const { path, spec } = request(op, stepParams(op), pooling);
@@ -952,7 +953,6 @@ async function run(explicit = false) {
     const blob = await post(path, spec, file, signal);
     if (id !== runId) return;
     clearErrors();
-    $("#result-title").textContent = resultTitle(op, pooling);
     $("#result .placeholder").hidden = true;
     const stats = await showImage("result", blob, blob.size);
     if (id !== runId) return;
