@@ -62,9 +62,10 @@ unit: $(VENV)/.test pngcheck  ## the pytest suite only (all but the network test
 # PYTHONDONTWRITEBYTECODE emptied: without pytest's assertion-rewrite cache, each run (and each
 # xdist worker) compiles the test and plugin modules again, seconds of the tier's budget.
 # --dist loadfile: a module's fixtures (its app, its TestClient) are built once, not per worker;
-# --fast-tier: tests/conftest.py does not import what the tier deselects (e2e, schemathesis).
+# --fast-tier: tests/conftest.py does not import what the tier deselects (e2e, schemathesis);
+# -p no:schemathesis: nor does pytest load that plugin (its imports cost a second per process).
 check: $(VENV)/.test pngcheck  ## the fast tier: no slow, process, e2e or network test; 2 pytest-xdist workers
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n 2 --dist loadfile --fast-tier -m "$(FAST)"
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n 2 --dist loadfile --fast-tier -p no:schemathesis -m "$(FAST)"
 
 deploy-check: $(VENV)/.test  ## hadolint Dockerfile, compose schema, Kubernetes manifests (offline)
 	$(BIN)/hadolint Dockerfile

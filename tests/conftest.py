@@ -10,16 +10,21 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.config import Settings
-from service.main import create_app
 from tests.tiers import starts_processes
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from service.config import Settings
+
+# The app (FastAPI, the service) is imported by the fixtures that build it, not here: with
+# pytest-xdist the controlling process loads this file too, and never runs a test.
 
 ROOT = Path(__file__).resolve().parents[1]
 ASCENT_PATH = ROOT / "service" / "data" / "ascent.png"
@@ -70,6 +75,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def make_settings(**overrides: Any) -> Settings:
     """Settings for tests: defaults plus ``overrides``, no ``.env`` file."""
+    from service.config import Settings
+
     return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
 
 
@@ -82,6 +89,10 @@ def ascent() -> np.ndarray:
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
     """A TestClient on an app built with default settings."""
+    from fastapi.testclient import TestClient
+
+    from service.main import create_app
+
     with TestClient(create_app(make_settings())) as test_client:
         yield test_client
 
@@ -89,6 +100,10 @@ def client() -> Iterator[TestClient]:
 @pytest.fixture
 def make_client() -> Iterator[Callable[..., TestClient]]:
     """Build TestClients on apps with overridden settings; closed after the test."""
+    from fastapi.testclient import TestClient
+
+    from service.main import create_app
+
     clients: list[TestClient] = []
 
     def factory(**overrides: Any) -> TestClient:
