@@ -3,8 +3,8 @@
 ``python -m bench.png`` prints a Markdown table for three service outputs: the 512 x 512 Sobel
 result on ascent (mostly black edges), ascent itself (a photo, gray) and a 1024 x 1024 RGB
 photo (the load benchmark's upload after the 7x7 Gaussian). It compares the service's encoder
-(``service.imaging.encode_png``: libdeflate with the service's own PNG framing, the default,
-and libpng through imagecodecs) with Pillow's, which
+(``service.imaging.encode_png``: the service's own PNG framing around ISA-L's deflate, the
+default, or libdeflate's, and libpng through imagecodecs) with Pillow's, which
 always chooses each row's filter adaptively. Times are the median of ``--repeat`` runs on one
 thread.
 """
@@ -42,7 +42,15 @@ SERVICE_SETTINGS: tuple[tuple[int, str, str], ...] = (
     (6, "default", "adaptive"),
     (9, "default", "adaptive"),
 )
-# (level, row filter) for the libdeflate encoder (IMGFILTER_PNG_ENCODER=libdeflate, the default)
+# (level, row filter) for the isal encoder (IMGFILTER_PNG_ENCODER=isal, the default; levels 0..3)
+ISAL_SETTINGS: tuple[tuple[int, str], ...] = (
+    (1, "auto"),
+    (1, "none"),
+    (1, "up"),
+    (2, "up"),
+    (3, "up"),
+)
+# (level, row filter) for the libdeflate encoder (IMGFILTER_PNG_ENCODER=libdeflate)
 LIBDEFLATE_SETTINGS: tuple[tuple[int, str], ...] = (
     (0, "none"),
     (1, "auto"),
@@ -123,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[tuple[str, Encoder]] = [
         (f"imagecodecs (libpng) L{lv} {st} {flt}", service(lv, st, flt))
         for lv, st, flt in SERVICE_SETTINGS
+    ]
+    rows += [
+        (f"isal L{lv} {flt}", service(lv, "default", flt, "isal")) for lv, flt in ISAL_SETTINGS
     ]
     rows += [
         (f"libdeflate L{lv} {flt}", service(lv, "default", flt, "libdeflate"))

@@ -1,4 +1,4 @@
-"""Image bytes <-> NumPy arrays: the only module that imports Pillow (and imagecodecs).
+"""Image bytes <-> NumPy arrays: the only module that imports Pillow, imagecodecs and isal.
 
 Convention (one for the whole service): a decoded image is an ``np.uint8`` array of shape
 ``(M, N)`` (grayscale) or ``(M, N, C)`` with ``C`` in 2..4 (LA, RGB, RGBA), values 0..255 as
@@ -44,6 +44,7 @@ from typing import Any, Final
 import imagecodecs
 import numpy as np
 import numpy.typing as npt
+from isal import isal_zlib
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import (
@@ -352,12 +353,29 @@ def to_gray(image: Decoded) -> Decoded:
 # --- encoding ----------------------------------------------------------------------------
 
 
-PNG_ENCODERS: Final = ("libdeflate", "libpng")
-# Row filters the libdeflate encoder applies itself (one NumPy pass each); the others
-# (avg, paeth, adaptive) are libpng's, and choosing one sends the image through libpng.
+PNG_ENCODERS: Final = ("isal", "libdeflate", "libpng")
+# Row filters the isal and libdeflate encoders apply themselves (one NumPy pass each); the
+# others (avg, paeth, adaptive) are libpng's, and choosing one sends the image through libpng.
 _OWN_FILTERS: Final = {"none": 0, "sub": 1, "up": 2}
 _COLOR_TYPE: Final = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (gray, GA, RGB, RGBA)
 _FILTER_STRIPE_BYTES: Final = 1 << 20  # rows are filtered in stripes of about this size
+ISAL_MAX_LEVEL: Final = 3  # ISA-L's levels are 0..3; its 0 compresses (it does not store)
+
+
+def _deflate_isal(data: npt.NDArray[np.uint8], level: int) -> bytes | bytearray:
+    """A zlib stream of ``data``: stored at level 0, else ISA-L at ``min(level, 3)``."""
+    if level == 0:
+        return _deflate_libdeflate(data, 0)
+    return isal_zlib.compress(data, min(level, ISAL_MAX_LEVEL))
+
+
+def _deflate_libdeflate(data: npt.NDArray[np.uint8], level: int) -> bytes | bytearray:
+    """A zlib stream of ``data`` from libdeflate at ``level`` (0 stores, 1..12)."""
+    # any buffer works (the stubs say bytes); the array is compressed in place, not copied
+    return imagecodecs.deflate_encode(data, level=level)  # type: ignore[arg-type]
+
+
+_DEFLATE: Final = {"isal": _deflate_isal, "libdeflate": _deflate_libdeflate}
 
 
 def encode_png(
@@ -371,18 +389,20 @@ def encode_png(
     """Encode an ``np.uint8`` array of shape (M, N) or (M, N, C), C in 1..4, as a PNG file.
 
     The colour type follows the channels (gray, gray + alpha, RGB, RGBA), 8 bits each.
-    ``compress_level`` (0..9), the zlib ``strategy`` (``PNG_STRATEGIES``) and the row filter
-    (``PNG_FILTERS`` or ``"auto"``) trade size for speed; see docs/operations.md (settings)
-    and docs/performance.md (sizes and times).
+    ``compress_level`` (0..9, 0 stores), the zlib ``strategy`` (``PNG_STRATEGIES``) and the
+    row filter (``PNG_FILTERS`` or ``"auto"``) trade size for speed; see docs/operations.md
+    (settings) and docs/performance.md (sizes and times).
 
     ``"auto"`` picks one filter for the whole image: ``"none"`` when at least a quarter of the
     bytes are 0 (edge maps, such as a clamped Sobel or Laplacian result), else ``"paeth"``
     (photos, blurs); the count costs one pass over the bytes.
 
-    ``encoder="libdeflate"`` frames the PNG here (signature, IHDR, one IDAT, IEND, CRC-32
-    each) around a zlib stream from libdeflate at ``compress_level`` (``strategy`` does not
-    apply), with the row filter applied in NumPy: ``none``, ``sub`` or ``up`` (``"auto"``:
-    ``"up"`` where libpng would take Paeth). Any other filter goes through libpng.
+    ``encoder="isal"`` and ``"libdeflate"`` frame the PNG here (signature, IHDR, one IDAT,
+    IEND, CRC-32 each) around one zlib stream, with the row filter applied in NumPy: ``none``,
+    ``sub`` or ``up`` (``"auto"``: ``"up"`` where libpng would take Paeth); any other filter
+    goes through libpng, and ``strategy`` does not apply. ``"isal"`` deflates with ISA-L
+    (Intel's Intelligent Storage Acceleration Library) at ``min(compress_level, 3)``, its
+    highest level; ``"libdeflate"`` at ``compress_level``. Level 0 stores, with either.
 
     ``encoder="libpng"`` is libpng through imagecodecs, not Pillow: Pillow always picks each row's
     filter adaptively (all five tried per row) and offers no way to fix it
@@ -392,13 +412,16 @@ def encode_png(
         raise TypeError(f"encode_png takes np.uint8 pixels, got {pixels.dtype}")
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
-    own = encoder == "libdeflate" and (row_filter == "auto" or row_filter in _OWN_FILTERS)
+    own = encoder in _DEFLATE and (row_filter == "auto" or row_filter in _OWN_FILTERS)
     if row_filter == "auto":
         zeros = pixels.size - np.count_nonzero(pixels)
         sparse = 4 * zeros >= pixels.size
         row_filter = "none" if sparse else ("up" if own else "paeth")
     if own:
-        return _png_libdeflate(pixels, compress_level, _OWN_FILTERS[row_filter])
+        filtered = _filtered_rows(pixels, _OWN_FILTERS[row_filter])
+        stream = _DEFLATE[encoder](filtered, compress_level)
+        del filtered
+        return _png_file(pixels, stream)
     encoded = imagecodecs.png_encode(
         np.ascontiguousarray(pixels),
         level=compress_level,
@@ -414,13 +437,13 @@ def _chunk(kind: bytes, data: bytes | bytearray) -> tuple[bytes, bytes | bytearr
     return struct.pack(">I", len(data)) + kind, data, struct.pack(">I", crc)
 
 
-def _png_libdeflate(pixels: npt.NDArray[np.uint8], level: int, row_filter: int) -> bytes:
-    """PNG of ``pixels`` (M, N) or (M, N, C): every row filtered by ``row_filter`` (0, 1, 2).
+def _filtered_rows(pixels: npt.NDArray[np.uint8], row_filter: int) -> npt.NDArray[np.uint8]:
+    """The PNG scanlines of ``pixels`` (M, N) or (M, N, C), each filtered by ``row_filter``.
 
-    Row ``r`` of the filtered stream is the filter byte, then ``x - a`` (sub: ``a`` the byte
-    one pixel to the left, 0 before the first) or ``x - b`` (up: ``b`` the byte above, 0
-    above row 0), modulo 256 -- PNG's filter types 1 and 2. The rows are written stripe by
-    stripe into one buffer, which libdeflate compresses at ``level`` (0 stores).
+    Row ``r`` is the filter byte (0, 1 or 2), then ``x`` (none), ``x - a`` (sub: ``a`` the
+    byte one pixel to the left, 0 before the first) or ``x - b`` (up: ``b`` the byte above, 0
+    above row 0), modulo 256 -- PNG's filter types 0, 1 and 2. The rows are written stripe by
+    stripe into one buffer of ``M * (N * C + 1)`` bytes.
     """
     height, width = pixels.shape[:2]
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
@@ -443,9 +466,13 @@ def _png_libdeflate(pixels: npt.NDArray[np.uint8], level: int, row_filter: int) 
             np.subtract(src[1:], src[:-1], out=out[1:])
         else:
             np.subtract(src, rows[r0 - 1 : r1 - 1], out=out)
-    # any buffer works (the stubs say bytes); the array is compressed in place, not copied
-    stream = imagecodecs.deflate_encode(filtered, level=level)  # type: ignore[arg-type]
-    del filtered
+    return filtered
+
+
+def _png_file(pixels: npt.NDArray[np.uint8], stream: bytes | bytearray) -> bytes:
+    """The PNG file of ``pixels`` whose filtered scanlines deflate to the zlib ``stream``."""
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPE[channels], 0, 0, 0)
     parts = (_chunk(b"IHDR", header), _chunk(b"IDAT", stream), _chunk(b"IEND", b""))
     return b"".join((_PNG_SIGNATURE, *(piece for part in parts for piece in part)))

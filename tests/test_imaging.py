@@ -30,6 +30,7 @@ from testkit.images import (
     bomb_png,
     encode,
     png_chunk,
+    png_chunks,
     png_row_filters,
     png_with_chunk,
     raw_png,
@@ -432,13 +433,13 @@ def test_encode_png_roundtrip_every_row_filter(
     ("zero_fraction", "expected"),
     [(0.0, {4}), (0.2, {4}), (0.25, {0}), (0.6, {0})],  # 0 = None, 4 = Paeth (PNG spec)
 )
-@pytest.mark.parametrize("encoder", ["libpng", "libdeflate"])
+@pytest.mark.parametrize("encoder", ["libpng", "libdeflate", "isal"])
 def test_encode_png_auto_filter_none_for_sparse_images(
     zero_fraction: float, expected: set[int], encoder: str
 ) -> None:
     pixels = RNG.integers(1, 256, (40, 25), dtype=np.uint8)
     pixels.flat[: int(zero_fraction * pixels.size)] = 0
-    if encoder == "libdeflate":
+    if encoder != "libpng":
         expected = {2 if code == 4 else code for code in expected}  # Up where libpng has Paeth
     data = imaging.encode_png(
         pixels, compress_level=1, strategy="huffman", row_filter="auto", encoder=encoder
@@ -452,7 +453,7 @@ def test_encode_png_refuses_float() -> None:
         imaging.encode_png(np.zeros((2, 2), np.float32), compress_level=1, strategy="default")  # type: ignore[arg-type]
 
 
-# --- the libdeflate PNG encoder: framing checked by pngcheck, Pillow and libpng ----------------
+# --- the service's PNG framing (isal, libdeflate): checked by pngcheck, Pillow and libpng ------
 
 PNGCHECK = shutil.which("pngcheck")
 
@@ -482,11 +483,12 @@ _SIDES = st.integers(1, 40)
         st.tuples(st.integers(1, 300), st.just(1), st.integers(1, 4)),
     ),
     row_filter=st.sampled_from(["auto", "none", "sub", "up"]),
-    level=st.sampled_from([0, 1, 6, 12]),
+    level=st.sampled_from([0, 1, 2, 3, 6, 9]),
+    encoder=st.sampled_from(["isal", "libdeflate"]),
     sparse=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_encode_png_libdeflate_fuzz(shape, row_filter, level, sparse, seed) -> None:
+def test_encode_png_own_framing_fuzz(shape, row_filter, level, encoder, sparse, seed) -> None:
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, shape, dtype=np.uint8)
     if sparse:
@@ -496,21 +498,42 @@ def test_encode_png_libdeflate_fuzz(shape, row_filter, level, sparse, seed) -> N
         compress_level=level,
         strategy="huffman",
         row_filter=row_filter,
-        encoder="libdeflate",
+        encoder=encoder,
     )
     _check_png(data, pixels)
 
 
+@pytest.mark.parametrize("encoder", ["isal", "libdeflate"])
 @pytest.mark.parametrize("row_filter", ["none", "sub", "up"])
-def test_encode_png_libdeflate_large_image_crosses_filter_stripes(row_filter: str) -> None:
+def test_encode_png_own_framing_large_image_crosses_filter_stripes(
+    row_filter: str, encoder: str
+) -> None:
     # 700 rows of 3 * 900 bytes: several filter stripes; "up" must reach across each seam
     y, x = np.mgrid[0:700, 0:900]
     pixels = np.dstack([(x + y) % 256, (x * y) % 251, (3 * x - y) % 256]).astype(np.uint8)
     data = imaging.encode_png(
-        pixels, compress_level=1, strategy="huffman", row_filter=row_filter, encoder="libdeflate"
+        pixels, compress_level=1, strategy="huffman", row_filter=row_filter, encoder=encoder
     )
     assert set(png_row_filters(data)) == {imaging._OWN_FILTERS[row_filter]}
     _check_png(data, pixels)
+
+
+def test_encode_png_isal_levels_stop_at_3_and_0_stores() -> None:
+    y, x = np.mgrid[0:64, 0:64]
+    pixels = ((x * y) % 13 * 19).astype(np.uint8)
+
+    def encode_at(level: int) -> bytes:
+        return imaging.encode_png(
+            pixels, compress_level=level, strategy="default", row_filter="none", encoder="isal"
+        )
+
+    assert encode_at(9) == encode_at(3) != encode_at(1)
+    stream = b"".join(body for kind, body in png_chunks(encode_at(0)) if kind == b"IDAT")
+    assert stream[2] & 0b110 == 0  # the first deflate block's BTYPE: 00, stored
+    scanlines = np.hstack([np.zeros((64, 1), np.uint8), pixels])  # filter byte 0 (none)
+    assert zlib.decompress(stream) == scanlines.tobytes()
+    for level in (0, 1, 2, 3):
+        _check_png(encode_at(level), pixels)
 
 
 def test_pngcheck_rejects_a_corrupt_crc() -> None:

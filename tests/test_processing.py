@@ -74,14 +74,14 @@ def _render(pixels: np.ndarray, **settings: object) -> bytes:
 @pytest.mark.parametrize(
     ("row_filter", "code"), [("none", 0), ("sub", 1), ("up", 2), ("avg", 3), ("paeth", 4)]
 )
-@pytest.mark.parametrize("encoder", ["libdeflate", "libpng"])
+@pytest.mark.parametrize("encoder", ["isal", "libdeflate", "libpng"])
 def test_render_png_uses_the_row_filter_setting(row_filter: str, code: int, encoder: str) -> None:
     pixels = RNG.integers(1, 256, (12, 10), dtype=np.uint8)  # no zeros: auto would pick Paeth
     rows = png_row_filters(_render(pixels, png_filter=row_filter, png_encoder=encoder))
     assert set(rows[1:]) == {code}  # libpng may pick another filter for the first row
 
 
-@pytest.mark.parametrize(("encoder", "code"), [("libdeflate", 2), ("libpng", 4)])
+@pytest.mark.parametrize(("encoder", "code"), [("isal", 2), ("libdeflate", 2), ("libpng", 4)])
 def test_render_png_auto_filter_follows_the_encoder(encoder: str, code: int) -> None:
     pixels = RNG.integers(1, 256, (12, 10), dtype=np.uint8)  # no zeros: not an edge map
     rows = png_row_filters(_render(pixels, png_encoder=encoder))
@@ -97,7 +97,7 @@ def test_render_png_uses_the_zlib_strategy_setting() -> None:
     assert len(_render(flat, png_strategy="default", png_encoder="libpng")) < 1024
 
 
-@pytest.mark.parametrize("encoder", ["libdeflate", "libpng"])
+@pytest.mark.parametrize("encoder", ["isal", "libdeflate", "libpng"])
 def test_render_png_uses_the_compress_level_setting(encoder: str) -> None:
     """Level 0 stores the 256 x 257 filtered bytes uncompressed; level 9 shrinks them."""
     flat = np.full((256, 256), 7, np.uint8)

@@ -209,9 +209,12 @@ def test_every_422_has_one_shape() -> None:
 @pytest.mark.parametrize(
     "operation", [(p, "post") for p, item in DOCUMENT["paths"].items() if "post" in item]
 )
-def test_every_example_answers_200_under_128_kb(
+def test_every_example_answers_200_and_stays_light(
     client: TestClient, operation: tuple[str, str]
 ) -> None:
+    # Issue 16: a shipped example answering 879 KB of JSON froze Swagger UI's tab. JSON stays
+    # under 100 KB; a PNG (shown as an image there) under 160 KB: the 512x512 edge
+    # maps of ascent are 110-130 KB at the default PNG level.
     path, _ = operation
     content = DOCUMENT["paths"][path]["post"]["requestBody"]["content"]
     for media_type, body in content.items():
@@ -222,7 +225,9 @@ def test_every_example_answers_200_under_128_kb(
                 spec = json.dumps(example["value"]["spec"])
                 response = client.post(path, files={"spec": (None, spec)})
             assert response.status_code == 200, (path, example, response.text)
-            assert len(response.content) < 128 * 1024, (path, example["summary"])
+            json_answer = response.headers["content-type"].startswith("application/json")
+            limit = 100_000 if json_answer else 160 * 1024
+            assert len(response.content) < limit, (path, example["summary"])
 
 
 def test_spec_part_may_be_a_json_file_part(client: TestClient) -> None:
