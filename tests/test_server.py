@@ -388,7 +388,7 @@ def test_keepalive_connections_end_up_evenly_spread_over_workers(tmp_path: Path)
             assert time.monotonic() < deadline, "two workers never came up"
             time.sleep(0.1)
         splits: list[list[int]] = []
-        closed = 0
+        closed = answered = 0
         for _ in range(3):  # fresh connections each round: a new draw of the hash
             with keepalive_clients(served.base_url, 8) as tallies:
                 time.sleep(1.5)
@@ -399,9 +399,11 @@ def test_keepalive_connections_end_up_evenly_spread_over_workers(tmp_path: Path)
             assert sum(t["failed"] for t in tallies) == 0, tallies
             assert all(t["ok"] > 0 for t in tallies), tallies
             closed += sum(t["closed"] for t in tallies)
+            answered += sum(t["ok"] for t in tallies)
             splits.append(max(samples, key=samples.count))
     assert splits == [[4, 4]] * 3, (splits, closed)
-    assert closed < 100  # a few reconnections per round, not a storm
+    # a few reconnections per hundred requests (3-4 % measured), not a storm (every answer)
+    assert closed < answered / 10, (closed, answered)
 
 
 def test_load_board_is_created_exported_and_removed(
