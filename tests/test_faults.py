@@ -57,7 +57,7 @@ def _wait_all_answer(base_url: str, deadline_s: float = 30.0) -> None:
 
 
 async def _load(base_url: str, count: int, *, fresh_connections: bool = False) -> Counter[object]:
-    """``count`` requests, 8 at a time; a Counter of status codes and error class names."""
+    """``count`` requests, 8 at a time; a Counter of status codes and transport errors."""
     outcomes: Counter[object] = Counter()
     semaphore = asyncio.Semaphore(8)
     limits = httpx.Limits(max_keepalive_connections=0 if fresh_connections else 8)
@@ -68,8 +68,8 @@ async def _load(base_url: str, count: int, *, fresh_connections: bool = False) -
                 try:
                     response = await client.post("/convolve", json=HEAVY if index % 2 else LIGHT)
                     outcomes[response.status_code] += 1
-                except httpx.TransportError as exc:
-                    outcomes[type(exc).__name__] += 1
+                except httpx.TransportError as exc:  # the message too: refused, reset, ...
+                    outcomes[f"{type(exc).__name__}: {exc}"[:120]] += 1
 
         await asyncio.gather(*(one(index) for index in range(count)))
     return outcomes
