@@ -86,28 +86,29 @@ def ascent() -> np.ndarray:
     return np.asarray(Image.open(ASCENT_PATH))
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
-    """A TestClient on an app built with default settings."""
+def app_client(**overrides: Any) -> TestClient:
+    """A TestClient (not yet entered) on an app built with ``make_settings(**overrides)``."""
     from fastapi.testclient import TestClient
 
     from service.main import create_app
 
-    with TestClient(create_app(make_settings())) as test_client:
+    return TestClient(create_app(make_settings(**overrides)))
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    """A TestClient on an app built with default settings."""
+    with app_client() as test_client:
         yield test_client
 
 
 @pytest.fixture
 def make_client() -> Iterator[Callable[..., TestClient]]:
     """Build TestClients on apps with overridden settings; closed after the test."""
-    from fastapi.testclient import TestClient
-
-    from service.main import create_app
-
     clients: list[TestClient] = []
 
     def factory(**overrides: Any) -> TestClient:
-        test_client = TestClient(create_app(make_settings(**overrides)))
+        test_client = app_client(**overrides)
         test_client.__enter__()
         clients.append(test_client)
         return test_client
